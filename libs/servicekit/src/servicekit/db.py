@@ -1,0 +1,176 @@
+"""Async SQLAlchemy: engine, sessions and the one-transaction-per-request dependency.
+
+The engine and sessionmaker are built in the application lifespan (:func:`create_engine`,
+:func:`create_sessionmaker`), never at import time. :func:`get_db_session` is meant to be
+used as ``Depends(get_db_session, scope="function")`` so the transaction is committed
+*before* the response is sent — FastAPI's default scope would run the commit after the
+client already has a 2xx. Callbacks queued with :func:`on_commit` run only after a
+successful commit and are dropped on rollback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, ExecutionContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from servicekit import metrics
+from servicekit.context import record_query
+from servicekit.logging import get_logger
+from servicekit.settings import ServiceSettings
+
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT_KEY = "servicekit.after_commit"
+_STATEMENT_LOG_CHARS = 500
+
+log = get_logger(__name__)
+
+
+def is_sqlite(url: str) -> bool:
+    """True for a SQLite URL."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngine:
+    """Build the async engine with pool, timeouts and instrumentation from ``settings``."""
+    url = url or settings.resolved_database_url()
+    db = settings.database
+    kwargs: dict[str, Any] = {"echo": db.echo, "pool_pre_ping": db.pool_pre_ping}
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            kwargs.update(pool_size=db.pool_size, max_overflow=db.max_overflow)
+            kwargs.update(pool_timeout=db.pool_timeout_s)
+        kwargs["connect_args"] = {"timeout": db.connect_timeout_s}
+    else:
+        kwargs.update(
+            pool_size=db.pool_size,
+            max_overflow=db.max_overflow,
+            pool_timeout=db.pool_timeout_s,
+            pool_recycle=db.pool_recycle_s,
+        )
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "asyncpg":
+            server_settings = {"application_name": settings.service_name}
+            if db.statement_timeout_ms:
+                server_settings["statement_timeout"] = str(db.statement_timeout_ms)
+            kwargs["connect_args"] = {
+                "timeout": db.connect_timeout_s,
+                "server_settings": server_settings,
+            }
+    engine = _create_async_engine(url, **kwargs)
+    instrument_engine(engine, slow_query_ms=db.slow_query_ms)
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Foreign keys, WAL, a busy timeout, and real SAVEPOINT support for SQLite."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy emit BEGIN itself; the driver's implicit transactions break
+        # SAVEPOINT (used by nested transactions and by the per-test rollback).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
+    """Count statements per request, log slow ones and track pool checkouts."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _before(
+        conn: Connection, _c: Any, _s: str, _p: Any, _ctx: ExecutionContext | None, _m: bool
+    ) -> None:
+        conn.info.setdefault("servicekit.query_start", []).append(time.perf_counter())
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _after(
+        conn: Connection,
+        _c: Any,
+        statement: str,
+        _p: Any,
+        _ctx: ExecutionContext | None,
+        _m: bool,
+    ) -> None:
+        started = conn.info["servicekit.query_start"].pop()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        record_query(elapsed_ms)
+        if elapsed_ms >= slow_query_ms:
+            metrics.db_slow_queries().inc()
+            # Parameters are never logged: they may hold secrets or personal data.
+            log.warning(
+                "db.slow_query",
+                duration_ms=round(elapsed_ms, 2),
+                statement=statement[:_STATEMENT_LOG_CHARS],
+            )
+
+    checked_out = metrics.db_pool_checked_out()
+
+    @event.listens_for(sync_engine.pool, "checkout")
+    def _checkout(*_: Any) -> None:
+        checked_out.inc()
+
+    @event.listens_for(sync_engine.pool, "checkin")
+    def _checkin(*_: Any) -> None:
+        checked_out.dec()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit (no lazy refresh in async code)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run ``callback`` after the session's transaction commits; dropped on rollback."""
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then run the queued after-commit callbacks (their failures are logged)."""
+    await session.commit()
+    callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception as exc:  # the data is committed; a side effect must not undo it
+            log.warning("db.after_commit_failed", error=repr(exc))
+
+
+async def rollback(session: AsyncSession) -> None:
+    """Roll back and drop the queued after-commit callbacks."""
+    session.info.pop(_AFTER_COMMIT_KEY, None)
+    await session.rollback()
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One request, one transaction: commit on success, roll back on any exception.
+
+    Declare it with ``Depends(get_db_session, scope="function")`` so the commit happens
+    before the response is sent.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)

@@ -1,0 +1,106 @@
+"""structlog configuration: JSON in production, readable console in development.
+
+Standard-library loggers (uvicorn, SQLAlchemy, alembic) are routed through the same
+processor chain, so every line — ours or a library's — carries the request id, the user id
+once known, and the trace id when tracing is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+from typing import Any
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+from servicekit.settings import ServiceSettings
+
+
+def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Attach the current OpenTelemetry trace/span ids when a span is recording."""
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - tracing extra not installed
+        return event_dict
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event_dict["trace_id"] = format(ctx.trace_id, "032x")
+        event_dict["span_id"] = format(ctx.span_id, "016x")
+    return event_dict
+
+
+def _shared_processors(service: str) -> list[Processor]:
+    def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service)
+        event_dict.pop("color_message", None)  # uvicorn's ANSI duplicate of the message
+        return event_dict
+
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_service,
+        _add_trace_ids,
+    ]
+
+
+def configure_logging(settings: ServiceSettings) -> None:
+    """Configure structlog and the standard library; idempotent, call it from start-up."""
+    shared = _shared_processors(settings.service_name)
+    renderer: Processor
+    if settings.json_logs:
+        renderer = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    level = settings.logging.level.upper()
+    formatter: dict[str, Any] = {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "foreign_pre_chain": shared,
+        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    }
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"structlog": formatter},
+            "handlers": {
+                "default": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "structlog",
+                    "stream": "ext://sys.stderr",
+                }
+            },
+            "root": {"handlers": ["default"], "level": level},
+            "loggers": {
+                # uvicorn's own handlers are replaced so its lines share our format.
+                "uvicorn": {"handlers": [], "propagate": True, "level": level},
+                "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
+                # Our middleware writes the access log (with request id and query count).
+                "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+                "sqlalchemy.engine": {
+                    "level": "INFO" if settings.database.echo else "WARNING",
+                },
+            },
+        }
+    )
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structlog logger; bind request-scoped values with ``structlog.contextvars``."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,125 @@
+"""Prometheus metrics, correct with several worker processes.
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set (the ``serve`` command sets it for its workers),
+prometheus-client stores samples in per-process files and ``/metrics`` aggregates them with
+a ``MultiProcessCollector``; otherwise the default in-process registry is used. Metric
+objects are created on first use (never at import time) and shared through a cache, so a
+feature calls :func:`counter` wherever it needs one.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from fastapi import APIRouter
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+from starlette.responses import Response
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def multiprocess_dir() -> str | None:
+    """prometheus-client's multiprocess directory, when multiprocess mode is on."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+@cache
+def counter(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+    """A process-wide counter, created once."""
+    return Counter(name, documentation, labels)
+
+
+@cache
+def gauge(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+    """A process-wide gauge summed over live worker processes."""
+    return Gauge(name, documentation, labels, multiprocess_mode="livesum")
+
+
+@cache
+def histogram(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Histogram:
+    """A process-wide latency histogram with the shared buckets."""
+    return Histogram(name, documentation, labels, buckets=LATENCY_BUCKETS)
+
+
+def http_requests() -> Counter:
+    """Requests served, by method, route template and status."""
+    return counter("http_requests_total", "HTTP requests served.", ("method", "route", "status"))
+
+
+def http_latency() -> Histogram:
+    """Request latency, by method and route template."""
+    return histogram("http_request_duration_seconds", "HTTP request latency.", ("method", "route"))
+
+
+def http_in_flight() -> Gauge:
+    """Requests being served right now."""
+    return gauge("http_requests_in_flight", "HTTP requests in flight.")
+
+
+def db_pool_checked_out() -> Gauge:
+    """Database connections currently checked out of the pool."""
+    return gauge("db_pool_checked_out_connections", "DB connections checked out of the pool.")
+
+
+def db_slow_queries() -> Counter:
+    """Statements slower than the configured threshold."""
+    return counter("db_slow_queries_total", "SQL statements slower than the threshold.")
+
+
+def cache_events() -> Counter:
+    """Cache hits, misses and errors, by cache name."""
+    return counter("cache_events_total", "Cache lookups by result.", ("cache", "result"))
+
+
+def redis_errors() -> Counter:
+    """Redis operations that failed and were degraded, by operation and outcome."""
+    return counter(
+        "redis_errors_total", "Redis errors by operation and outcome.", ("operation", "outcome")
+    )
+
+
+def rate_limit_rejections() -> Counter:
+    """Requests rejected by a rate-limit rule."""
+    return counter("rate_limit_rejections_total", "Requests rejected by a rate limit.", ("rule",))
+
+
+def auth_failures() -> Counter:
+    """Failed authentication attempts, by reason."""
+    return counter("auth_failures_total", "Failed authentication attempts.", ("reason",))
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text of every metric (aggregated over workers in multiprocess mode)."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (called by the process supervisor)."""
+    if multiprocess_dir():
+        prom_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def metrics_router() -> APIRouter:
+    """``GET /metrics`` in the Prometheus text format."""
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        payload, content_type = render_latest()
+        return Response(payload, media_type=content_type)
+
+    return router

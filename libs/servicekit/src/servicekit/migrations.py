@@ -1,0 +1,64 @@
+"""Alembic support: a programmatic config and the body of every service's async ``env.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(script_location: Path, database_url: str | None = None) -> Config:
+    """An Alembic ``Config`` without an ini file; ``database_url`` overrides the settings."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    if database_url:
+        cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
+    """Migrate ``database_url`` to ``revision`` (creating a SQLite file's folder if needed)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(script_location, database_url), revision)
+
+
+def run_migrations(metadata: MetaData, default_url: Callable[[], str]) -> None:
+    """Run the migration context; call it from a service's ``env.py``."""
+    url = context.config.attributes.get("database_url") or default_url()
+    is_sqlite = make_url(url).get_backend_name() == "sqlite"
+    options: dict[str, Any] = {
+        "target_metadata": metadata,
+        "compare_type": True,
+        # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
+        "render_as_batch": is_sqlite,
+    }
+    if context.is_offline_mode():
+        context.configure(url=url, literal_binds=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def do_run(connection: Connection) -> None:
+        context.configure(connection=connection, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(do_run)
+                await connection.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_async())

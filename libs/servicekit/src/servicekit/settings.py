@@ -1,0 +1,199 @@
+"""Settings base shared by every service.
+
+Each service subclasses :class:`ServiceSettings`, sets its own ``env_prefix`` and adds its
+own groups. Groups are nested models addressed with ``__`` (``USER_SERVICE_DATABASE__POOL_SIZE``).
+The conventional platform variables ``DATABASE_URL``, ``REDIS_URL``, ``HOST``, ``PORT``,
+``WORKERS`` and ``DATA_DIR`` are honoured without the prefix because every deployment tool
+already speaks them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Placeholder secret used in development; refused when ``environment=production``.
+DEV_SECRET_PLACEHOLDER = "dev-insecure-change-me"  # noqa: S105 - refused in production
+#: Shortest secret accepted in production.
+MIN_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    """Where the service runs; production turns on the strict start-up checks."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class DatabaseSettings(BaseModel):
+    """SQLAlchemy engine and pool settings."""
+
+    url: str | None = None
+    pool_size: int = Field(10, ge=1)
+    max_overflow: int = Field(10, ge=0)
+    pool_timeout_s: float = Field(5.0, gt=0)
+    pool_recycle_s: int = Field(1800, ge=-1)
+    pool_pre_ping: bool = True
+    connect_timeout_s: float = Field(5.0, gt=0)
+    statement_timeout_ms: int = Field(10_000, ge=0)
+    slow_query_ms: float = Field(200.0, ge=0)
+    echo: bool = False
+
+
+class RedisSettings(BaseModel):
+    """redis-py client settings and the embedded fallback server."""
+
+    url: str | None = None
+    socket_timeout_s: float = Field(1.0, gt=0)
+    connect_timeout_s: float = Field(1.0, gt=0)
+    retries: int = Field(2, ge=0)
+    backoff_base_s: float = Field(0.05, ge=0)
+    backoff_cap_s: float = Field(0.5, ge=0)
+    health_check_interval_s: int = Field(15, ge=0)
+    max_connections: int = Field(64, ge=1)
+    key_prefix: str = ""
+
+
+class HttpSettings(BaseModel):
+    """HTTP edge: CORS, trusted hosts and body limits."""
+
+    cors_origins: list[str] = Field(default_factory=list)
+    trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "test"])
+    max_body_bytes: int = Field(1_048_576, ge=1)
+    hsts: bool = False
+
+
+class LoggingSettings(BaseModel):
+    """Structured logging."""
+
+    level: str = "INFO"
+    json_format: bool | None = None  # None: JSON in production, console elsewhere
+    access_log: bool = True
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry; off unless enabled."""
+
+    enabled: bool = False
+    otlp_endpoint: str | None = None
+    sample_ratio: float = Field(1.0, ge=0, le=1)
+
+
+class ServerSettings(BaseModel):
+    """Process-level settings used by the ``serve`` command."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    graceful_timeout_s: int = Field(20, ge=0)
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; subclass per service and set ``model_config['env_prefix']``."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    service_name: str = "service"
+    environment: Environment = Environment.DEVELOPMENT
+    debug: bool = False
+    data_dir: Path = Field(default=Path("data"), validation_alias="DATA_DIR")
+    secret_key: SecretStr = SecretStr(DEV_SECRET_PLACEHOLDER)
+
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    http: HttpSettings = HttpSettings()
+    logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
+    server: ServerSettings = ServerSettings()
+
+    # Platform-wide variables without the service prefix; folded into the groups below.
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL", exclude=True)
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL", exclude=True)
+    host: str | None = Field(None, validation_alias="HOST", exclude=True)
+    port: int | None = Field(None, validation_alias="PORT", exclude=True)
+    workers: int | None = Field(None, validation_alias="WORKERS", exclude=True)
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _fold_platform_variables(self) -> Self:
+        if self.database_url:
+            self.database.url = self.database_url
+        if self.redis_url:
+            self.redis.url = self.redis_url
+        if self.host:
+            self.server.host = self.host
+        if self.port is not None:
+            self.server.port = self.port
+        if self.workers is not None:
+            self.server.workers = self.workers
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_in_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION:
+            weak = [name for name, value in iter_secrets(self) if is_weak_secret(value)]
+            if weak:
+                raise ValueError(
+                    "refusing to start in production with a default or short secret "
+                    f"(< {MIN_SECRET_LENGTH} characters): {', '.join(sorted(weak))}"
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with ``environment=production``."""
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are rendered as JSON."""
+        if self.logging.json_format is not None:
+            return self.logging.json_format
+        return self.is_production
+
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or a SQLite file in the data folder."""
+        if self.database.url:
+            return self.database.url
+        path = (self.data_dir / f"{self.service_name}.db").resolve()
+        return f"sqlite+aiosqlite:///{path}"
+
+
+def is_weak_secret(value: SecretStr | str | None) -> bool:
+    """True for a missing, placeholder or short secret."""
+    if value is None:
+        return True
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return raw == DEV_SECRET_PLACEHOLDER or len(raw) < MIN_SECRET_LENGTH
+
+
+def iter_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr | None]]:
+    """Every ``SecretStr`` field of ``model`` and its nested groups, as ``(dotted_name, value)``."""
+    found: list[tuple[str, SecretStr | None]] = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        dotted = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            found.extend(iter_secrets(value, f"{dotted}."))
+        elif isinstance(value, SecretStr) or (
+            value is None and "SecretStr" in str(field.annotation)
+        ):
+            found.append((dotted, value))
+    return found

@@ -1,0 +1,42 @@
+"""An ``httpx.AsyncClient`` wired to an app in-process, with its lifespan running."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.db import commit, get_db_session, rollback
+
+
+def override_db_session(app: FastAPI, session: AsyncSession) -> None:
+    """Serve every request from ``session`` (bound to the test's rolled-back transaction).
+
+    The request still commits (a SAVEPOINT, with ``join_transaction_mode="create_savepoint"``)
+    and runs its after-commit callbacks, so tests see production behaviour.
+    """
+
+    async def _session() -> AsyncIterator[AsyncSession]:
+        try:
+            yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)
+
+    app.dependency_overrides[get_db_session] = _session
+
+
+@asynccontextmanager
+async def app_client(
+    app: FastAPI, *, base_url: str = "http://test"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan and yield a client speaking ASGI to it (no sockets)."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client

@@ -1,0 +1,142 @@
+"""pytest plugin (entry point ``servicekit``): real backends, isolated per run and per test.
+
+Fixtures:
+
+* ``servicekit_backends`` — the chosen servers (printed in the session header);
+* ``database_url`` — this run's own database, dropped at the end (services migrate it);
+* ``db_engine`` / ``db_connection`` / ``db_session`` — each test runs inside an outer
+  transaction that is rolled back, the session joining it through SAVEPOINTs;
+* ``redis_client`` — a real client; keys under the run's prefix are deleted after each test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from servicekit.db import create_engine
+from servicekit.redis import create_redis
+from servicekit.settings import DatabaseSettings, Environment, RedisSettings, ServiceSettings
+from servicekit.testing.backends import (
+    Backends,
+    create_run_database,
+    detect_backends,
+    drop_run_database,
+)
+
+_BACKENDS = pytest.StashKey[Backends]()
+_TMP_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the backends once per run (and start the embedded Redis if needed)."""
+    tmp = Path(tempfile.mkdtemp(prefix="servicekit-test-"))
+    config.stash[_TMP_DIR] = tmp
+    config.stash[_BACKENDS] = detect_backends(tmp)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """State loudly which backends this run uses."""
+    return config.stash[_BACKENDS].describe()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the embedded Redis and remove the run's temporary folder."""
+    backends = config.stash.get(_BACKENDS, None)
+    if backends is not None and backends.embedded_redis is not None:
+        backends.embedded_redis.stop()
+    tmp = config.stash.get(_TMP_DIR, None)
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def servicekit_backends(pytestconfig: pytest.Config) -> Backends:
+    """The run's database server and Redis."""
+    return pytestconfig.stash[_BACKENDS]
+
+
+@pytest.fixture(scope="session")
+def database_url(servicekit_backends: Backends) -> Iterator[str]:
+    """This run's own empty database, dropped afterwards.
+
+    Several services share one run, so each migrates it from a session fixture of its own
+    conftest (``servicekit.migrations.upgrade``); their tables live side by side.
+    """
+    url = create_run_database(servicekit_backends)
+    try:
+        yield url
+    finally:
+        drop_run_database(servicekit_backends)
+
+
+@pytest.fixture(scope="session")
+def test_settings(
+    servicekit_backends: Backends, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> ServiceSettings:
+    """Chassis settings pointing at the run's backends."""
+    return ServiceSettings(
+        service_name="servicekit-test",
+        environment=Environment.TEST,
+        data_dir=tmp_path_factory.mktemp("data"),
+        database=DatabaseSettings(url=database_url, slow_query_ms=1000),
+        redis=RedisSettings(
+            url=servicekit_backends.redis_url, key_prefix=servicekit_backends.redis_key_prefix
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+async def db_engine(test_settings: ServiceSettings) -> AsyncIterator[AsyncEngine]:
+    """One engine for the run."""
+    engine = create_engine(test_settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_connection(db_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside an outer transaction that is rolled back after the test."""
+    async with db_engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session whose commits become SAVEPOINT releases inside the test's transaction."""
+    session = AsyncSession(
+        bind=db_connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    )
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+@pytest.fixture
+async def redis_client(
+    test_settings: ServiceSettings, servicekit_backends: Backends
+) -> AsyncIterator[Redis]:
+    """A real Redis client; every key under the run's prefix is removed after the test."""
+    client = create_redis(test_settings)
+    try:
+        yield client
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{servicekit_backends.redis_key_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

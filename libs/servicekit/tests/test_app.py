@@ -1,0 +1,109 @@
+"""The HTTP edge: problem+json errors, request ids, limits, hosts, headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from servicekit.testing import app_client
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def client(kit_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(kit_app) as client:
+        yield client
+
+
+class TestErrors:
+    async def test_unknown_route_is_problem_json_with_request_id(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/nope")
+        assert response.status_code == 404
+        assert response.headers["content-type"] == PROBLEM
+        body = response.json()
+        assert body["error"] == "not_found"
+        assert body["status"] == 404
+        assert body["instance"] == "/nope"
+        assert body["request_id"] == response.headers["x-request-id"]
+
+    async def test_malformed_json_lists_the_problem(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/items", content=b'{"name": ', headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422
+        assert response.headers["content-type"] == PROBLEM
+        body = response.json()
+        assert body["error"] == "validation_error"
+        assert body["errors"]
+
+    async def test_missing_field_is_named(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/items", json={})
+        assert response.status_code == 422
+        assert [e["field"] for e in response.json()["errors"]] == ["name"]
+
+    async def test_body_over_the_limit_is_413(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/items", json={"name": "x" * 2_000_000})
+        assert response.status_code == 413
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["error"] == "payload_too_large"
+
+    async def test_streamed_body_over_the_limit_is_413(self, client: httpx.AsyncClient) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(40):
+                yield b"x" * 65_536
+
+        response = await client.post(
+            "/items", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+
+    async def test_disallowed_host_is_400(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health/live", headers={"host": "evil.example.com"})
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_host"
+
+    async def test_unexpected_exception_is_500_without_details(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/items/boom/now")
+        assert response.status_code == 500
+        assert response.headers["content-type"] == PROBLEM
+        assert "x-request-id" in response.headers
+        text = response.text
+        assert "secret-token-abc" not in text
+        assert "SELECT" not in text
+        assert "Traceback" not in text
+        assert response.json()["error"] == "internal_error"
+
+
+class TestMiddleware:
+    async def test_sane_incoming_request_id_is_echoed(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health/live", headers={"x-request-id": "abc-123-def-456"})
+        assert response.headers["x-request-id"] == "abc-123-def-456"
+
+    async def test_insane_request_id_is_replaced(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health/live", headers={"x-request-id": "bad id\twith junk"})
+        assert response.headers["x-request-id"] != "bad id\twith junk"
+        assert len(response.headers["x-request-id"]) == 32
+
+    async def test_timing_and_security_headers(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health/live")
+        assert "app;dur=" in response.headers["server-timing"]
+        assert float(response.headers["x-process-time"]) >= 0
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert "server" not in response.headers
+
+    async def test_docs_are_served(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/docs")).status_code == 200
+        schema = (await client.get("/openapi.json")).json()
+        assert "Problem" in schema["components"]["schemas"]

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from servicekit.settings import DEV_SECRET_PLACEHOLDER, Environment, ServiceSettings
+
+pytestmark = pytest.mark.unit
+
+
+class TestServiceSettings:
+    def test_platform_variables_are_honoured(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://u@db:5432/app")
+        monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+        monkeypatch.setenv("PORT", "9000")
+        monkeypatch.setenv("WORKERS", "3")
+        settings = ServiceSettings()
+        assert settings.database.url == "postgresql+asyncpg://u@db:5432/app"
+        assert settings.redis.url == "redis://cache:6379/0"
+        assert settings.server.port == 9000
+        assert settings.server.workers == 3
+
+    def test_nested_groups_use_double_underscore(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DATABASE__POOL_SIZE", "42")
+        monkeypatch.setenv("HTTP__CORS_ORIGINS", '["https://app.example.com"]')
+        settings = ServiceSettings()
+        assert settings.database.pool_size == 42
+        assert settings.http.cors_origins == ["https://app.example.com"]
+
+    def test_sqlite_in_the_data_folder_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        url = ServiceSettings(
+            service_name="svc", data_dir=Path("/srv/data")
+        ).resolved_database_url()
+        assert url == "sqlite+aiosqlite:////srv/data/svc.db"
+
+    def test_secrets_are_hidden_in_repr(self) -> None:
+        settings = ServiceSettings(secret_key=SecretStr("x" * 40))
+        assert "x" * 40 not in repr(settings)
+
+    @pytest.mark.parametrize("secret", [DEV_SECRET_PLACEHOLDER, "short-secret"])
+    def test_production_refuses_default_or_short_secret(self, secret: str) -> None:
+        with pytest.raises(ValidationError, match="secret_key"):
+            ServiceSettings(environment=Environment.PRODUCTION, secret_key=SecretStr(secret))
+
+    def test_production_accepts_a_strong_secret(self) -> None:
+        settings = ServiceSettings(
+            environment=Environment.PRODUCTION, secret_key=SecretStr("k" * 48)
+        )
+        assert settings.is_production
+        assert settings.json_logs
+
+    def test_development_tolerates_the_placeholder(self) -> None:
+        assert ServiceSettings().secret_key.get_secret_value() == DEV_SECRET_PLACEHOLDER

@@ -1,0 +1,146 @@
+"""``user-service serve | migrate | create-admin``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from servicekit.db import create_engine, create_sessionmaker
+from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.logging import configure_logging, get_logger
+from servicekit.migrations import upgrade
+from user_service.config import UserServiceSettings, get_settings
+from user_service.models import Role
+from user_service.services.user import users
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = get_logger("user_service.cli")
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal once it has drained; leave through `finally` blocks.
+    raise SystemExit(0)
+
+
+def serve(settings: UserServiceSettings) -> int:
+    """Run the API; start the embedded Redis and migrate SQLite when nothing is configured."""
+    import uvicorn
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded: EmbeddedRedis | None = None
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        if not settings.database.url:
+            # The quick-start database: a SQLite file migrated on start.
+            upgrade(MIGRATIONS, settings.resolved_database_url())
+        if not settings.redis.url:
+            # One server for the whole process tree; workers inherit REDIS_URL.
+            embedded = EmbeddedRedis(settings.data_dir)
+            os.environ["REDIS_URL"] = embedded.start()
+        workers = settings.server.workers
+        if workers > 1:
+            metrics_dir = settings.data_dir.resolve() / f"prometheus-{os.getpid()}"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        # The app factory re-reads the settings, now with the URLs exported above.
+        get_settings.cache_clear()
+        host, port = settings.server.host, settings.server.port
+        log.info(
+            "server.starting",
+            url=f"http://{host}:{port}",
+            docs=f"http://{host}:{port}/docs",
+            workers=workers,
+            database=settings.resolved_database_url().split("://")[0],
+            redis="embedded" if embedded else "configured",
+        )
+        print(f"API docs: http://{host}:{port}/docs", flush=True)  # noqa: T201 - for humans
+        uvicorn.run(
+            "user_service.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,  # the chassis writes the access log
+            server_header=False,
+            proxy_headers=False,  # client IPs come from the trusted-proxy rules instead
+            timeout_graceful_shutdown=settings.server.graceful_timeout_s,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        get_settings.cache_clear()
+        if embedded is not None:
+            embedded.stop()
+        metrics_dir_env = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if metrics_dir_env:
+            shutil.rmtree(metrics_dir_env, ignore_errors=True)
+    return 0
+
+
+def migrate(settings: UserServiceSettings, revision: str) -> int:
+    """Migrate the configured database to ``revision``."""
+    upgrade(MIGRATIONS, settings.resolved_database_url(), revision)
+    log.info("migrate.done", revision=revision)
+    return 0
+
+
+async def _create_admin(settings: UserServiceSettings, email: str, password: str) -> None:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            user = await users.create(
+                session, email=email, password=password, role=Role.ADMIN, is_verified=True
+            )
+        log.info("admin.created", user_id=str(user.id), email=user.email)
+    finally:
+        await engine.dispose()
+
+
+def create_admin(settings: UserServiceSettings, email: str, password_stdin: bool) -> int:
+    """Create an administrator; the password comes from stdin or an interactive prompt."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+    asyncio.run(_create_admin(settings, email, password))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="user-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the HTTP API (HOST, PORT, WORKERS, DATA_DIR)")
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("revision", nargs="?", default="head")
+    adm = sub.add_parser("create-admin", help="create an administrator account")
+    adm.add_argument("--email", required=True)
+    adm.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``user-service``."""
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings)
+    if args.command == "serve":
+        return serve(settings)
+    if args.command == "migrate":
+        return migrate(settings, args.revision)
+    return create_admin(settings, args.email, args.password_stdin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""ORM models; importing this package registers every table on ``Base.metadata``."""
+
+from user_service.models.base import Base
+from user_service.models.session import Session
+from user_service.models.user import Role, User
+
+__all__ = ["Base", "Role", "Session", "User"]

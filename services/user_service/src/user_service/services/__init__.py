@@ -1,0 +1,1 @@
+"""Business rules of the user service; each module exposes a singleton service."""

@@ -1,0 +1,58 @@
+"""User service fixtures on top of the servicekit pytest plugin."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.migrations import alembic_config as make_alembic_config
+from servicekit.settings import DatabaseSettings, Environment, RedisSettings
+from servicekit.testing import Backends, app_client, override_db_session
+from user_service.cli import MIGRATIONS
+from user_service.config import UserServiceSettings
+from user_service.main import create_app
+
+
+@pytest.fixture(scope="session")
+def alembic_config(database_url: str) -> Config:
+    """Alembic pointed at the run's database."""
+    return make_alembic_config(MIGRATIONS, database_url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_database(alembic_config: Config) -> None:
+    """The run's database is built by the service's real migrations, not ``create_all``."""
+    command.upgrade(alembic_config, "head")
+
+
+@pytest.fixture(scope="session")
+def settings(
+    servicekit_backends: Backends, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> UserServiceSettings:
+    return UserServiceSettings(
+        environment=Environment.TEST,
+        data_dir=tmp_path_factory.mktemp("user-service-data"),
+        database=DatabaseSettings(url=database_url),
+        redis=RedisSettings(
+            url=servicekit_backends.redis_url, key_prefix=servicekit_backends.redis_key_prefix
+        ),
+    )
+
+
+@pytest.fixture
+def app(settings: UserServiceSettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests share the test's rolled-back transaction."""
+    override_db_session(app, db_session)
+    async with app_client(app) as client:
+        yield client

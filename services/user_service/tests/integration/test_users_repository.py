@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
+from user_service.models import Role
+from user_service.services.user import users
+
+pytestmark = pytest.mark.integration
+
+
+class TestCreateUser:
+    async def test_email_is_normalised_and_password_hashed(self, db_session: AsyncSession) -> None:
+        user = await users.create(db_session, email="  Ada@Example.COM ", password="correct horse")
+        assert user.email == "ada@example.com"
+        assert user.password_hash.startswith("$argon2id$")
+        assert "correct horse" not in user.password_hash
+        assert user.role is Role.USER
+        assert user.version == 1
+        assert user.created_at.tzinfo is not None
+
+    async def test_duplicate_email_in_any_case_conflicts(self, db_session: AsyncSession) -> None:
+        await users.create(db_session, email="grace@example.com", password="long enough")
+        with pytest.raises(EmailAlreadyRegistered):
+            await users.create(db_session, email="GRACE@example.com", password="long enough")
+        # The failed insert rolled back only its savepoint; the session is still usable.
+        assert await users.get_by_email(db_session, "grace@example.com") is not None
+
+    @pytest.mark.parametrize(
+        ("email", "password"),
+        [
+            ("a@example.com", "short"),
+            ("b@example.com", "x" * 129),
+            ("c@example.com", "c@example.com"),
+        ],
+    )
+    async def test_password_policy(
+        self, db_session: AsyncSession, email: str, password: str
+    ) -> None:
+        with pytest.raises(PasswordPolicyViolation):
+            await users.create(db_session, email=email, password=password)
