@@ -43,7 +43,14 @@ def create_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEng
     """Build the async engine with pool, timeouts and instrumentation from ``settings``."""
     url = url or settings.resolved_database_url()
     db = settings.database
-    kwargs: dict[str, Any] = {"echo": db.echo, "pool_pre_ping": db.pool_pre_ping}
+    # `echo` is honoured through the logging config (see servicekit.logging), so statements
+    # go through structlog with the request id instead of SQLAlchemy's own handler.
+    # Bound parameters never reach logs or error messages outside debug mode: they can hold
+    # password hashes, tokens and personal data.
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": db.pool_pre_ping,
+        "hide_parameters": not settings.debug,
+    }
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -31,32 +31,52 @@ def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
-def _shared_processors(service: str) -> list[Processor]:
-    def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        event_dict.setdefault("service", service)
-        event_dict.pop("color_message", None)  # uvicorn's ANSI duplicate of the message
-        return event_dict
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (test capture, redirected stderr)."""
 
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.ExtraAdder(),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        add_service,
-        _add_trace_ids,
-    ]
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+# Read at log time, so loggers cached before a reconfiguration still name the service.
+_service_name = {"value": "service"}
+
+
+def _add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("service", _service_name["value"])
+    event_dict.pop("color_message", None)  # uvicorn's ANSI duplicate of the message
+    return event_dict
+
+
+SHARED_PROCESSORS: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.ExtraAdder(),
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _add_service,
+    _add_trace_ids,
+]
 
 
 def configure_logging(settings: ServiceSettings) -> None:
-    """Configure structlog and the standard library; idempotent, call it from start-up."""
-    shared = _shared_processors(settings.service_name)
-    renderer: Processor
+    """Configure structlog and the standard library; idempotent, call it from start-up.
+
+    The structlog chain is the same in every mode (loggers cache it on first use); only
+    the final formatter differs: JSON with rendered tracebacks, or the console renderer.
+    """
+    _service_name["value"] = settings.service_name
+    final: list[Processor]
     if settings.json_logs:
-        renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.format_exc_info)
+        final = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        final = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    shared = SHARED_PROCESSORS
 
     structlog.configure(
         processors=[
@@ -71,20 +91,14 @@ def configure_logging(settings: ServiceSettings) -> None:
     formatter: dict[str, Any] = {
         "()": structlog.stdlib.ProcessorFormatter,
         "foreign_pre_chain": shared,
-        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     }
     logging.config.dictConfig(
         {
             "version": 1,
             "disable_existing_loggers": False,
             "formatters": {"structlog": formatter},
-            "handlers": {
-                "default": {
-                    "class": "logging.StreamHandler",
-                    "formatter": "structlog",
-                    "stream": "ext://sys.stderr",
-                }
-            },
+            "handlers": {"default": {"()": StderrHandler, "formatter": "structlog"}},
             "root": {"handlers": ["default"], "level": level},
             "loggers": {
                 # uvicorn's own handlers are replaced so its lines share our format.

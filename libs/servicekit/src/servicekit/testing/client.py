@@ -9,6 +9,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp
 
 from servicekit.db import commit, get_db_session, rollback
 
@@ -33,7 +34,7 @@ def override_db_session(app: FastAPI, session: AsyncSession) -> None:
 
 @asynccontextmanager
 async def app_client(
-    app: FastAPI, *, base_url: str = "http://test"
+    app: ASGIApp, *, base_url: str = "http://test"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run ``app``'s lifespan and yield a client speaking ASGI to it (no sockets)."""
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
