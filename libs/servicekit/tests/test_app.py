@@ -66,9 +66,13 @@ class TestErrors:
         assert response.status_code == 413
 
     async def test_disallowed_host_is_400(self, client: httpx.AsyncClient) -> None:
-        response = await client.get("/health/live", headers={"host": "evil.example.com"})
+        response = await client.get("/items/1", headers={"host": "evil.example.com"})
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_host"
+
+    async def test_probes_by_ip_pass_the_host_check(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health/live", headers={"host": "10.1.2.3:8000"})
+        assert response.status_code == 200
 
     async def test_unexpected_exception_is_500_without_details(
         self, client: httpx.AsyncClient
@@ -82,6 +86,7 @@ class TestErrors:
         assert "SELECT" not in text
         assert "Traceback" not in text
         assert response.json()["error"] == "internal_error"
+        assert response.headers["x-content-type-options"] == "nosniff"
 
 
 class TestMiddleware:

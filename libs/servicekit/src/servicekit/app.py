@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -29,6 +29,9 @@ from servicekit.problem import Problem
 from servicekit.redis import create_redis
 from servicekit.settings import ServiceSettings
 
+if TYPE_CHECKING:
+    from servicekit.auth.authenticator import Authenticator
+
 log = get_logger(__name__)
 
 
@@ -40,6 +43,8 @@ class AppState(TypedDict):
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
     readiness: Readiness
+    #: Set by an auth start-up hook (``servicekit.auth.jwks_auth`` or the issuing service).
+    auth: NotRequired[Authenticator]
 
 
 #: A service hook run at start-up with the state (load keys, warm caches…); it may return
@@ -141,8 +146,9 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.trusted_hosts)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.http.hsts)
     app.add_middleware(RequestContextMiddleware, access_log=settings.logging.access_log)
+    # Outermost, so even the last-resort 500 of RequestContextMiddleware carries them.
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.http.hsts)
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)
 

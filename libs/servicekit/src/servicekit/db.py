@@ -119,6 +119,8 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
     ) -> None:
         started = conn.info["servicekit.query_start"].pop()
         elapsed_ms = (time.perf_counter() - started) * 1000
+        if statement == "BEGIN":  # SQLite's explicit BEGIN (see _configure_sqlite) is no query
+            return
         record_query(elapsed_ms)
         if elapsed_ms >= slow_query_ms:
             metrics.db_slow_queries().inc()

@@ -123,8 +123,8 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = Field(None, validation_alias="DATABASE_URL", exclude=True)
     redis_url: str | None = Field(None, validation_alias="REDIS_URL", exclude=True)
     host: str | None = Field(None, validation_alias="HOST", exclude=True)
-    port: int | None = Field(None, validation_alias="PORT", exclude=True)
-    workers: int | None = Field(None, validation_alias="WORKERS", exclude=True)
+    port: int | None = Field(None, ge=0, le=65535, validation_alias="PORT", exclude=True)
+    workers: int | None = Field(None, ge=1, validation_alias="WORKERS", exclude=True)
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod
@@ -184,16 +184,14 @@ def is_weak_secret(value: SecretStr | str | None) -> bool:
     return raw == DEV_SECRET_PLACEHOLDER or len(raw) < MIN_SECRET_LENGTH
 
 
-def iter_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr | None]]:
+def iter_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr]]:
     """Every ``SecretStr`` field of ``model`` and its nested groups, as ``(dotted_name, value)``."""
-    found: list[tuple[str, SecretStr | None]] = []
-    for name, field in type(model).model_fields.items():
+    found: list[tuple[str, SecretStr]] = []
+    for name in type(model).model_fields:
         value = getattr(model, name)
         dotted = f"{prefix}{name}"
         if isinstance(value, BaseModel):
             found.extend(iter_secrets(value, f"{dotted}."))
-        elif isinstance(value, SecretStr) or (
-            value is None and "SecretStr" in str(field.annotation)
-        ):
-            found.append((dotted, value))
+        elif isinstance(value, SecretStr):
+            found.append((dotted, value))  # optional secrets left unset are not checked here
     return found

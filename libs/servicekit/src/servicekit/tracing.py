@@ -6,6 +6,7 @@ The OpenTelemetry packages are imported only when tracing is on, so a service wi
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -15,6 +16,11 @@ from servicekit.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+
+# Apps instrumented per provider, so :func:`shutdown` can undo what :func:`instrument_app` did.
+_instrumented_apps: weakref.WeakKeyDictionary[Any, weakref.WeakSet[FastAPI]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def create_tracer_provider(settings: ServiceSettings) -> TracerProvider:
@@ -52,6 +58,7 @@ def instrument_app(app: FastAPI, provider: Any) -> None:
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls="health/live,health/ready,metrics"
     )
+    _instrumented_apps.setdefault(provider, weakref.WeakSet()).add(app)
 
 
 def instrument_backends(engine: AsyncEngine, provider: Any) -> None:
@@ -59,17 +66,30 @@ def instrument_backends(engine: AsyncEngine, provider: Any) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+    # The instrumentation pins ``sqlalchemy < 2.1`` and, when the installed version is newer,
+    # logs an error and instruments nothing. It only relies on engine and pool events that
+    # SQLAlchemy 2.1 keeps (tests/test_tracing.py checks the SQL spans), so skip the check.
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True
+    )
     redis = RedisInstrumentor()
     if not redis.is_instrumented_by_opentelemetry:
         redis.instrument(tracer_provider=provider)
 
 
 def shutdown(provider: Any) -> None:
-    """Remove the backend instrumentation and flush pending spans."""
+    """Remove the app and backend instrumentation and flush pending spans.
+
+    The app's own instrumentation goes too: besides wrapping the app, it patches Starlette's
+    ``BackgroundTask`` process-wide with this provider's tracer, which would otherwise keep
+    tracing (and stamping trace ids on the logs of) background tasks of every later app.
+    """
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
+    for app in list(_instrumented_apps.pop(provider, ())):
+        FastAPIInstrumentor.uninstrument_app(app)
     SQLAlchemyInstrumentor().uninstrument()
     RedisInstrumentor().uninstrument()
     provider.shutdown()

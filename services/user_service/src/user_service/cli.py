@@ -19,6 +19,7 @@ from servicekit.logging import configure_logging, get_logger
 from servicekit.migrations import upgrade
 from user_service.config import UserServiceSettings, get_settings
 from user_service.models import Role
+from user_service.security import PasswordHasher
 from user_service.services.user import users
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,6 +38,7 @@ def serve(settings: UserServiceSettings) -> int:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None
+    metrics_dir: Path | None = None
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if not settings.database.url:
@@ -47,7 +49,8 @@ def serve(settings: UserServiceSettings) -> int:
             embedded = EmbeddedRedis(settings.data_dir)
             os.environ["REDIS_URL"] = embedded.start()
         workers = settings.server.workers
-        if workers > 1:
+        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            # Workers write their samples here; /metrics in any worker sums them all.
             metrics_dir = settings.data_dir.resolve() / f"prometheus-{os.getpid()}"
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
@@ -82,9 +85,9 @@ def serve(settings: UserServiceSettings) -> int:
         get_settings.cache_clear()
         if embedded is not None:
             embedded.stop()
-        metrics_dir_env = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        if metrics_dir_env:
-            shutil.rmtree(metrics_dir_env, ignore_errors=True)
+        if metrics_dir is not None:  # only the folder this command created
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -97,13 +100,15 @@ def migrate(settings: UserServiceSettings, revision: str) -> int:
 
 async def _create_admin(settings: UserServiceSettings, email: str, password: str) -> None:
     engine = create_engine(settings)
+    hasher = PasswordHasher(settings.password)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             user = await users.create(
-                session, email=email, password=password, role=Role.ADMIN, is_verified=True
+                session, hasher, email=email, password=password, role=Role.ADMIN, is_verified=True
             )
         log.info("admin.created", user_id=str(user.id), email=user.email)
     finally:
+        hasher.close()
         await engine.dispose()
 
 

@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
 
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
+
+
+class JwtSettings(BaseModel):
+    """Access and refresh tokens."""
+
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "api"
+    algorithm: Literal["EdDSA", "RS256"] = "EdDSA"
+    access_token_ttl_minutes: int = Field(10, ge=1, le=60)
+    refresh_token_ttl_days: int = Field(30, ge=1, le=365)
+    refresh_grace_seconds: int = Field(10, ge=0, le=120)
+    #: PEM of the active signing key (or ``private_key_file``); generated in development.
+    private_key: SecretStr | None = None
+    private_key_file: Path | None = None
+    #: PEM public keys still published in the JWKS after a rotation.
+    previous_public_keys: list[str] = Field(default_factory=list)
+    jwks_max_age_s: int = Field(300, ge=0)
+
+    @property
+    def access_ttl_s(self) -> int:
+        """Access-token lifetime in seconds."""
+        return self.access_token_ttl_minutes * 60
+
+
+class PasswordSettings(BaseModel):
+    """Password policy and argon2id cost (OWASP minimum: m=19 MiB, t=2, p=1)."""
+
+    min_length: int = Field(8, ge=8)
+    max_length: int = Field(128, ge=8, le=1024)
+    argon2_memory_kib: int = Field(19_456, ge=19_456)
+    argon2_time_cost: int = Field(2, ge=2)
+    argon2_parallelism: int = Field(1, ge=1)
+    #: Threads hashing passwords; bounds the CPU a login storm can take.
+    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+
+class IntrospectionSettings(BaseModel):
+    """Service credentials allowed to call ``/auth/introspect`` (client id → secret)."""
+
+    clients: dict[str, SecretStr] = Field(default_factory=dict)
 
 
 class UserServiceSettings(ServiceSettings):
@@ -17,6 +61,21 @@ class UserServiceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="USER_SERVICE_")
 
     service_name: str = "user_service"
+    jwt: JwtSettings = JwtSettings()
+    password: PasswordSettings = PasswordSettings()
+    introspection: IntrospectionSettings = IntrospectionSettings()
+
+    @model_validator(mode="after")
+    def _production_needs_a_signing_key(self) -> Self:
+        if self.is_production and not (self.jwt.private_key or self.jwt.private_key_file):
+            raise ValueError(
+                "refusing to start in production without a JWT signing key: set "
+                "USER_SERVICE_JWT__PRIVATE_KEY or USER_SERVICE_JWT__PRIVATE_KEY_FILE "
+                "(`user-service keys generate` makes one)"
+            )
+        if self.password.min_length > self.password.max_length:
+            raise ValueError("password.min_length is greater than password.max_length")
+        return self
 
 
 @lru_cache

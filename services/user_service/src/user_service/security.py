@@ -1,31 +1,83 @@
-"""Password hashing: argon2id at OWASP parameters, bcrypt accepted for imported hashes."""
+"""Password hashing: argon2id at OWASP parameters in a bounded thread pool.
+
+bcrypt hashes (imported from another system) are accepted for verification and replaced
+by argon2id at the next successful login, as are argon2 hashes with outdated parameters.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
-# OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
-ARGON2_MEMORY_KIB = 19_456
-ARGON2_TIME_COST = 2
-ARGON2_PARALLELISM = 1
+from user_service.config import PasswordSettings
+from user_service.errors import PasswordPolicyViolation
 
-
-def create_password_hash() -> PasswordHash:
-    """argon2id for new hashes; bcrypt only verifies (and is upgraded on next login)."""
-    return PasswordHash(
-        (
-            Argon2Hasher(
-                memory_cost=ARGON2_MEMORY_KIB,
-                time_cost=ARGON2_TIME_COST,
-                parallelism=ARGON2_PARALLELISM,
-            ),
-            BcryptHasher(),
-        )
-    )
+T = TypeVar("T")
 
 
 def normalize_email(email: str) -> str:
     """The stored form of an email: trimmed and lower-cased."""
     return email.strip().lower()
+
+
+class PasswordHasher:
+    """Hash and verify off the event loop; at most ``hash_workers`` hashes run at once."""
+
+    def __init__(self, settings: PasswordSettings) -> None:
+        self.settings = settings
+        self._hash = PasswordHash(
+            (
+                Argon2Hasher(
+                    memory_cost=settings.argon2_memory_kib,
+                    time_cost=settings.argon2_time_cost,
+                    parallelism=settings.argon2_parallelism,
+                ),
+                BcryptHasher(),
+            )
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.hash_workers, thread_name_prefix="password-hash"
+        )
+        # Verified against for unknown emails so they cost the same time as known ones.
+        self._dummy_hash = self._hash.hash("dummy password, never matches")
+
+    def check_policy(self, password: str, *, email: str) -> None:
+        """Raise :class:`PasswordPolicyViolation` naming the first broken rule."""
+        low, high = self.settings.min_length, self.settings.max_length
+        if not low <= len(password) <= high:
+            raise PasswordPolicyViolation(
+                f"The password must be {low} to {high} characters long.",
+                extra={
+                    "errors": [{"field": "password", "rule": "length", "min": low, "max": high}]
+                },
+            )
+        if normalize_email(password) == normalize_email(email):
+            raise PasswordPolicyViolation(
+                "The password must not be the email address.",
+                extra={"errors": [{"field": "password", "rule": "not_email"}]},
+            )
+
+    async def _run(self, fn: Callable[..., T], *args: str) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def hash(self, password: str) -> str:
+        """A new argon2id hash."""
+        return await self._run(self._hash.hash, password)
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        """``(valid, new_hash)``; ``new_hash`` is set when the stored hash must be upgraded."""
+        return await self._run(self._hash.verify_and_update, password, password_hash)
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the time of one verification without any account (no timing oracle)."""
+        await self._run(self._hash.verify, password, self._dummy_hash)
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,18 +1,33 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from user_service.config import PasswordSettings
 from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
 from user_service.models import Role
+from user_service.security import PasswordHasher
 from user_service.services.user import users
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def hasher() -> Iterator[PasswordHasher]:
+    instance = PasswordHasher(PasswordSettings())
+    yield instance
+    instance.close()
+
+
 class TestCreateUser:
-    async def test_email_is_normalised_and_password_hashed(self, db_session: AsyncSession) -> None:
-        user = await users.create(db_session, email="  Ada@Example.COM ", password="correct horse")
+    async def test_email_is_normalised_and_password_hashed(
+        self, db_session: AsyncSession, hasher: PasswordHasher
+    ) -> None:
+        user = await users.create(
+            db_session, hasher, email="  Ada@Example.COM ", password="correct horse"
+        )
         assert user.email == "ada@example.com"
         assert user.password_hash.startswith("$argon2id$")
         assert "correct horse" not in user.password_hash
@@ -20,10 +35,14 @@ class TestCreateUser:
         assert user.version == 1
         assert user.created_at.tzinfo is not None
 
-    async def test_duplicate_email_in_any_case_conflicts(self, db_session: AsyncSession) -> None:
-        await users.create(db_session, email="grace@example.com", password="long enough")
+    async def test_duplicate_email_in_any_case_conflicts(
+        self, db_session: AsyncSession, hasher: PasswordHasher
+    ) -> None:
+        await users.create(db_session, hasher, email="grace@example.com", password="long enough")
         with pytest.raises(EmailAlreadyRegistered):
-            await users.create(db_session, email="GRACE@example.com", password="long enough")
+            await users.create(
+                db_session, hasher, email="GRACE@example.com", password="long enough"
+            )
         # The failed insert rolled back only its savepoint; the session is still usable.
         assert await users.get_by_email(db_session, "grace@example.com") is not None
 
@@ -36,7 +55,7 @@ class TestCreateUser:
         ],
     )
     async def test_password_policy(
-        self, db_session: AsyncSession, email: str, password: str
+        self, db_session: AsyncSession, hasher: PasswordHasher, email: str, password: str
     ) -> None:
         with pytest.raises(PasswordPolicyViolation):
-            await users.create(db_session, email=email, password=password)
+            await users.create(db_session, hasher, email=email, password=password)

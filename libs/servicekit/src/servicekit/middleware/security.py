@@ -19,10 +19,15 @@ _DOCS_CSP = (
 )
 
 
+# Probes and scrapers address a pod by IP; these paths answer whatever the Host header.
+_HOST_EXEMPT_PATHS = ("/health/", "/metrics")
+
+
 class TrustedHostMiddleware:
     """Answer 400 problem+json to a ``Host`` header not in the allowed list.
 
     Entries are exact host names or ``*.example.com`` wildcards; ``*`` allows every host.
+    Health and metrics paths are exempt: orchestrators probe them by pod IP.
     """
 
     def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str]) -> None:
@@ -37,7 +42,11 @@ class TrustedHostMiddleware:
         return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.allow_any or scope["type"] not in {"http", "websocket"}:
+        if (
+            self.allow_any
+            or scope["type"] not in {"http", "websocket"}
+            or scope.get("path", "").startswith(_HOST_EXEMPT_PATHS)
+        ):
             await self.app(scope, receive, send)
             return
         raw = Headers(scope=scope).get("host", "")

@@ -1,7 +1,8 @@
 """ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from user_service.models.base import Base
+from user_service.models.refresh_token import RotatedRefreshToken
 from user_service.models.session import Session
 from user_service.models.user import Role, User
 
-__all__ = ["Base", "Role", "Session", "User"]
+__all__ = ["Base", "Role", "RotatedRefreshToken", "Session", "User"]

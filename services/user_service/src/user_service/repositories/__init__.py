@@ -1,5 +1,6 @@
 """All SQL of the user service."""
 
+from user_service.repositories.session import SessionRepository
 from user_service.repositories.user import UserRepository
 
-__all__ = ["UserRepository"]
+__all__ = ["SessionRepository", "UserRepository"]

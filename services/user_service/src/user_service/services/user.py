@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from user_service.errors import PasswordPolicyViolation
 from user_service.models import Role, User
 from user_service.repositories import UserRepository
-from user_service.security import create_password_hash, normalize_email
-
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 128
+from user_service.security import PasswordHasher, normalize_email
 
 
 class UserService:
@@ -21,6 +15,7 @@ class UserService:
     async def create(
         self,
         session: AsyncSession,
+        hasher: PasswordHasher,
         *,
         email: str,
         password: str,
@@ -30,17 +25,10 @@ class UserService:
     ) -> User:
         """Create a user; raises ``EmailAlreadyRegistered`` or ``PasswordPolicyViolation``."""
         email = normalize_email(email)
-        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-            raise PasswordPolicyViolation(
-                f"The password must be {MIN_PASSWORD_LENGTH}-{MAX_PASSWORD_LENGTH} characters."
-            )
-        if password.strip().lower() == email:
-            raise PasswordPolicyViolation("The password must not be the email address.")
-        # argon2 takes tens of milliseconds of CPU: never on the event loop.
-        password_hash = await asyncio.to_thread(create_password_hash().hash, password)
+        hasher.check_policy(password, email=email)
         user = User(
             email=email,
-            password_hash=password_hash,
+            password_hash=await hasher.hash(password),
             full_name=full_name,
             role=role,
             is_verified=is_verified,

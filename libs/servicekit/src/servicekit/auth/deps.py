@@ -1,0 +1,61 @@
+"""FastAPI dependencies: the current principal and scope requirements."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from servicekit.auth.authenticator import Authenticator
+from servicekit.auth.errors import InsufficientScope, NotAuthenticated
+from servicekit.auth.principal import Principal
+
+PrincipalDependency = Callable[..., Awaitable[Principal]]
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    """The authenticator built at start-up (``request.state.auth``)."""
+    authenticator: Authenticator = request.state.auth
+    return authenticator
+
+
+async def authenticate_token(request: Request, token: str | None) -> Principal:
+    """Authenticate ``token`` and bind the user id into every later log line."""
+    if not token:
+        raise NotAuthenticated
+    principal = await get_authenticator(request).authenticate(token)
+    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+    request.state.principal = principal
+    return principal
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from the user service.")
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The authenticated principal (``Authorization: Bearer …``), or 401."""
+    return await authenticate_token(request, credentials.credentials if credentials else None)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_scopes(
+    *scopes: str, principal_dependency: PrincipalDependency = get_principal
+) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that yields the principal if it holds every scope in ``scopes``, else 403."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(principal_dependency)],
+    ) -> Principal:
+        if not principal.has_scopes(*scopes):
+            raise InsufficientScope(" ".join(scopes))
+        return principal
+
+    return dependency

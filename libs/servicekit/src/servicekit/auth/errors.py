@@ -1,0 +1,40 @@
+"""Authentication and authorisation errors (RFC 6750 ``WWW-Authenticate`` challenges)."""
+
+from __future__ import annotations
+
+from servicekit.errors import AppError
+
+
+class NotAuthenticated(AppError):
+    """No bearer token was presented."""
+
+    status_code = 401
+    code = "not_authenticated"
+    message = "Authentication is required."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidToken(AppError):
+    """The token is malformed, badly signed, expired, not yet valid or revoked."""
+
+    status_code = 401
+    code = "invalid_token"
+    message = "The access token is invalid, expired or revoked."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class InsufficientScope(AppError):
+    """The token is valid but lacks a required scope."""
+
+    status_code = 403
+    code = "insufficient_scope"
+    message = "The access token does not grant the required scope."
+
+    def __init__(self, required: str) -> None:
+        super().__init__(
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required}"'}
+        )

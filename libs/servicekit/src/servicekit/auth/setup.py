@@ -1,0 +1,39 @@
+"""Start-up hook wiring token verification into a resource service."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from servicekit.auth.authenticator import Authenticator
+from servicekit.auth.denylist import SessionDenylist
+from servicekit.auth.keys import RemoteJWKS
+from servicekit.auth.verifier import SUPPORTED_ALGORITHMS, TokenVerifier
+
+if TYPE_CHECKING:
+    from servicekit.app import AppState
+
+
+def jwks_auth(
+    jwks_url: str,
+    *,
+    issuer: str,
+    audience: str,
+    algorithms: Sequence[str] = SUPPORTED_ALGORITHMS,
+    issuer_namespace: str = "user_service",
+    jwks_ttl_s: float = 300.0,
+) -> Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]:
+    """A ``create_app(on_startup=[...])`` hook: verify tokens against a remote JWKS and the
+    issuer's denylist in this service's Redis (which must be the issuer's Redis)."""
+
+    async def hook(state: AppState) -> Callable[[], Awaitable[None]]:
+        keys = RemoteJWKS(jwks_url, ttl_s=jwks_ttl_s)
+        settings = state["settings"]
+        denylist = SessionDenylist(
+            state["redis"], key_prefix=settings.redis.key_prefix, namespace=issuer_namespace
+        )
+        verifier = TokenVerifier(keys, issuer=issuer, audience=audience, algorithms=algorithms)
+        state["auth"] = Authenticator(verifier, denylist)
+        return keys.aclose
+
+    return hook

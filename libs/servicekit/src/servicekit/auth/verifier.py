@@ -1,0 +1,78 @@
+"""Strict access-token verification: explicit algorithms, issuer, audience, required claims."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import jwt
+from jwt.exceptions import InvalidTokenError
+
+from servicekit.auth.errors import InvalidToken
+from servicekit.auth.keys import KeySource
+from servicekit.auth.principal import Principal
+
+#: Claims every access token must carry.
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "scope")
+#: Asymmetric algorithms only; never ``none`` or an HMAC that a public key could forge.
+SUPPORTED_ALGORITHMS = ("EdDSA", "RS256")
+
+
+class TokenVerifier:
+    """Verifies signature, algorithm, ``kid``, issuer, audience and time claims."""
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Sequence[str] = SUPPORTED_ALGORITHMS,
+        leeway_s: float = 5.0,
+    ) -> None:
+        unsupported = set(algorithms) - set(SUPPORTED_ALGORITHMS)
+        if unsupported:
+            raise ValueError(f"unsupported token algorithms: {sorted(unsupported)}")
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = list(algorithms)
+        self.leeway_s = leeway_s
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token; raises :class:`InvalidToken` otherwise.
+
+        Revocation is not checked here (see :class:`servicekit.auth.SessionDenylist`).
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+        except InvalidTokenError as exc:
+            raise InvalidToken("The access token is malformed.") from exc
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in self.algorithms or not isinstance(kid, str):
+            raise InvalidToken("The access token uses an unexpected algorithm or key.")
+        key = await self.keys.get(kid)
+        if key is None or key.algorithm_name != alg:
+            raise InvalidToken("The access token was signed by an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+            )
+            return Principal(
+                user_id=uuid.UUID(claims["sub"]),
+                session_id=uuid.UUID(claims["sid"]),
+                scopes=frozenset(str(claims["scope"]).split()),
+                token_id=str(claims["jti"]),
+                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            )
+        except InvalidTokenError as exc:
+            raise InvalidToken(f"The access token is invalid: {exc}.") from exc
+        except (ValueError, TypeError) as exc:
+            raise InvalidToken("The access token carries malformed claims.") from exc

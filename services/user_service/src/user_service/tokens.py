@@ -1,0 +1,86 @@
+"""Access tokens (signed JWTs) and opaque refresh tokens (random, stored hashed)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+
+from servicekit.orm import utcnow
+from user_service.config import JwtSettings
+from user_service.keys import SigningKey
+from user_service.models import Role
+
+ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
+    Role.USER: ("user",),
+    Role.ADMIN: ("user", "admin"),
+}
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A signed access token and its lifetime in seconds."""
+
+    token: str
+    expires_in: int
+
+
+class TokenIssuer:
+    """Signs access tokens with the active key (``kid`` in the header)."""
+
+    def __init__(self, settings: JwtSettings, key: SigningKey) -> None:
+        self.settings = settings
+        self.key = key
+
+    def access_token(
+        self, *, user_id: uuid.UUID, session_id: uuid.UUID, scopes: Iterable[str]
+    ) -> AccessToken:
+        """A token for ``user_id`` in session ``session_id`` carrying ``scopes``."""
+        now = utcnow()
+        ttl = self.settings.access_ttl_s
+        claims = {
+            "iss": self.settings.issuer,
+            "aud": self.settings.audience,
+            "sub": str(user_id),
+            "sid": str(session_id),
+            "scope": " ".join(scopes),
+            "iat": now,
+            "nbf": now,
+            "exp": now + timedelta(seconds=ttl),
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(
+            claims,
+            self.key.private_key,
+            algorithm=self.key.algorithm,
+            headers={"kid": self.key.kid, "typ": "at+jwt"},
+        )
+        return AccessToken(token=token, expires_in=ttl)
+
+
+def new_refresh_token() -> str:
+    """256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    """What is stored: the SHA-256 of the token (it has 256 bits of entropy, no salt needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def successor_refresh_token(secret: str, token: str) -> str:
+    """The token that replaces ``token`` at rotation.
+
+    Derived with a server-side key rather than drawn at random so that, within the grace
+    window, a concurrent refresh of the same token can be answered with the very same
+    successor without ever storing a token in clear.
+    """
+    mac = hmac.new(secret.encode(), b"refresh-rotation\x00" + token.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
