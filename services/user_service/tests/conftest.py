@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -56,3 +58,28 @@ async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.
     override_db_session(app, db_session)
     async with app_client(app) as client:
         yield client
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def register(client: httpx.AsyncClient, email: str | None = None) -> dict[str, Any]:
+    """Register a user with a unique email; returns the user body."""
+    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+    response = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    """Sign in with JSON; returns the token response."""
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    """The Authorization header for a token response."""
+    return {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from fastapi import Request
-from sqlalchemy import event
+from sqlalchemy import Table, event, false, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import FromClause
 
 from servicekit import metrics
 from servicekit.context import record_query
+from servicekit.errors import AppError
 from servicekit.logging import get_logger
 from servicekit.settings import ServiceSettings
 
@@ -169,6 +172,24 @@ async def rollback(session: AsyncSession) -> None:
     await session.rollback()
 
 
+@asynccontextmanager
+async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit when the block succeeds (or raises an ``AppError`` with ``commit_changes``);
+    roll back on any other exception."""
+    try:
+        yield session
+    except AppError as exc:
+        if exc.commit_changes:
+            await commit(session)
+        else:
+            await rollback(session)
+        raise
+    except BaseException:
+        await rollback(session)
+        raise
+    await commit(session)
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: commit on success, roll back on any exception.
 
@@ -176,10 +197,19 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     before the response is sent.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await rollback(session)
-            raise
-        await commit(session)
+    async with sessionmaker() as session, request_transaction(session):
+        yield session
+
+
+async def lock_for_write(session: AsyncSession, table: FromClause) -> None:
+    """Make the transaction a writer now, before it reads what it will change.
+
+    PostgreSQL code uses ``SELECT … FOR UPDATE``; SQLite ignores that, so there a no-op
+    write to ``table`` takes the database write lock up front (waiting up to the busy
+    timeout), which serialises concurrent read-modify-write transactions instead of
+    failing one of them.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        column = next(iter(cast(Table, table).primary_key.columns))
+        statement = update(cast(Table, table)).where(false()).values({column.name: column})
+        await session.execute(statement)

@@ -37,6 +37,9 @@ class AppError(Exception):
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
     message: ClassVar[str] = "The request could not be processed."
+    #: Commit the request's transaction even though this error is answered: for failures
+    #: whose side effects must persist (a session revoked on refresh-token reuse).
+    commit_changes: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -236,9 +239,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
 
 
-def problem_schema(description: str) -> dict[str, Any]:
-    """An OpenAPI ``responses`` entry documenting a problem+json error."""
+def problem_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting problem+json errors.
+
+    Pass error classes (their status and code are listed) or bare status codes.
+    """
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        status = error if isinstance(error, int) else error.status_code
+        codes = by_status.setdefault(status, [])
+        codes.append(code_for_status(status) if isinstance(error, int) else error.code)
     return {
-        "description": description,
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        status: {
+            "description": f"{_title(status)} (error: {', '.join(sorted(set(codes)))})",
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status, codes in by_status.items()
     }

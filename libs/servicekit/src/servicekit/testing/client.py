@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
-from servicekit.db import commit, get_db_session, rollback
+from servicekit.db import get_db_session, request_transaction
 
 
 def override_db_session(app: FastAPI, session: AsyncSession) -> None:
@@ -22,12 +22,8 @@ def override_db_session(app: FastAPI, session: AsyncSession) -> None:
     """
 
     async def _session() -> AsyncIterator[AsyncSession]:
-        try:
+        async with request_transaction(session):
             yield session
-        except BaseException:
-            await rollback(session)
-            raise
-        await commit(session)
 
     app.dependency_overrides[get_db_session] = _session
 

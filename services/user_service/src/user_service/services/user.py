@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from user_service.models import Role, User
@@ -34,6 +36,11 @@ class UserService:
             is_verified=is_verified,
         )
         return await UserRepository.from_session(session).create(user)
+
+    async def get_active(self, session: AsyncSession, user_id: uuid.UUID) -> User | None:
+        """The user if it exists and is active."""
+        user = await UserRepository.from_session(session).get(user_id)
+        return user if user is not None and user.is_active else None
 
     async def get_by_email(self, session: AsyncSession, email: str) -> User | None:
         """The user with this email (any case), or ``None``."""

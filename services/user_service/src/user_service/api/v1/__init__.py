@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from user_service.api.v1 import auth, users
+
 
 def api_router() -> APIRouter:
     """Every v1 router under ``/api/v1``."""
-    return APIRouter(prefix="/api/v1")
+    router = APIRouter(prefix="/api/v1")
+    router.include_router(users.router)
+    router.include_router(auth.router)
+    return router

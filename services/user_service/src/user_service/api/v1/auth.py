@@ -1,0 +1,130 @@
+"""``/auth``: sign in, rotate refresh tokens, sign out."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from servicekit.auth import InvalidToken, NotAuthenticated
+from servicekit.errors import AppError, problem_responses
+from user_service.deps import Client, CurrentPrincipal, DbSession, Identity
+from user_service.errors import InvalidCredentials, InvalidGrant
+from user_service.schemas.auth import LoginRequest, RefreshRequest, TokenResponse
+from user_service.services.auth import TokenPair, auth
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+class UnsupportedMediaType(AppError):
+    """The body is neither JSON nor an HTML form."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+    message = "Send application/json or application/x-www-form-urlencoded."
+
+
+async def read_login(request: Request) -> LoginRequest:
+    """Accept the OAuth2 password form (``username``, ``password``) or a JSON body."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    data: Any
+    if media_type == "application/json":
+        try:
+            data = json.loads(await request.body())
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "Invalid JSON", "type": "json_invalid"}]
+            ) from exc
+    elif media_type in {_FORM, "multipart/form-data"}:
+        form = await request.form()
+        data = {
+            "email": form.get("username") or form.get("email"),
+            "password": form.get("password"),
+        }
+    else:
+        raise UnsupportedMediaType
+    try:
+        return LoginRequest.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {**err, "loc": ("body", *err["loc"])}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from exc
+
+
+def _tokens(pair: TokenPair) -> TokenResponse:
+    return TokenResponse(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+        scope=pair.scope,
+        session_id=pair.session_id,
+    )
+
+
+_LOGIN_BODY = {
+    "required": True,
+    "content": {
+        _FORM: {
+            "schema": {
+                "type": "object",
+                "required": ["username", "password"],
+                "properties": {
+                    "username": {"type": "string", "description": "The account's email."},
+                    "password": {"type": "string", "format": "password"},
+                },
+            }
+        },
+        "application/json": {"schema": LoginRequest.model_json_schema()},
+    },
+}
+
+
+@router.post(
+    "/login",
+    openapi_extra={"requestBody": _LOGIN_BODY},
+    responses=problem_responses(InvalidCredentials, UnsupportedMediaType, 422),
+)
+async def login(
+    credentials: Annotated[LoginRequest, Depends(read_login)],
+    session: DbSession,
+    ctx: Identity,
+    client: Client,
+) -> TokenResponse:
+    """Sign in with email and password (OAuth2 password form or JSON)."""
+    pair = await auth.login(
+        session, ctx, email=credentials.email, password=credentials.password, client=client
+    )
+    return _tokens(pair)
+
+
+@router.post("/refresh", responses=problem_responses(InvalidGrant, 422))
+async def refresh(body: RefreshRequest, session: DbSession, ctx: Identity) -> TokenResponse:
+    """Exchange a refresh token for a new access token and a new refresh token."""
+    return _tokens(await auth.refresh(session, ctx, refresh_token=body.refresh_token))
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, InvalidToken),
+)
+async def logout(principal: CurrentPrincipal, session: DbSession, ctx: Identity) -> None:
+    """Revoke the current session; its access and refresh tokens stop working at once."""
+    await auth.logout(session, ctx, user_id=principal.user_id, session_id=principal.session_id)
+
+
+@router.post(
+    "/logout-all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(NotAuthenticated, InvalidToken),
+)
+async def logout_all(principal: CurrentPrincipal, session: DbSession, ctx: Identity) -> None:
+    """Revoke every session of the signed-in user."""
+    await auth.logout_all(session, ctx, user_id=principal.user_id)

@@ -1,0 +1,71 @@
+"""Start-up of the identity parts: keys, hasher, token verification, denylist upkeep."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from redis.exceptions import RedisError
+
+from servicekit.app import AppState
+from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
+from servicekit.logging import get_logger
+from user_service.config import UserServiceSettings
+from user_service.keys import load_signing_key, published_jwks
+from user_service.security import PasswordHasher
+from user_service.services.context import IdentityContext
+from user_service.services.revocation import DenylistMaintainer, database_revocation_check
+from user_service.tokens import TokenIssuer
+
+log = get_logger(__name__)
+
+
+class UserServiceState(AppState):
+    """The chassis state plus what the identity endpoints read."""
+
+    identity: IdentityContext
+    jwks: dict[str, Any]
+
+
+async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
+    """Build the identity context and keep the revocation list complete while running."""
+    settings = cast(UserServiceSettings, state["settings"])
+    signing_key = load_signing_key(settings)
+    jwks = published_jwks(settings, signing_key)
+    hasher = PasswordHasher(settings.password)
+    denylist = SessionDenylist(
+        state["redis"],
+        key_prefix=settings.redis.key_prefix,
+        namespace=settings.service_name,
+        fallback=database_revocation_check(state["sessionmaker"]),
+    )
+    ctx = IdentityContext(
+        settings=settings,
+        hasher=hasher,
+        issuer=TokenIssuer(settings.jwt, signing_key),
+        denylist=denylist,
+    )
+    verifier = TokenVerifier(
+        StaticKeySource(jwks),
+        issuer=settings.jwt.issuer,
+        audience=settings.jwt.audience,
+        algorithms=sorted({key["alg"] for key in jwks["keys"]}),
+    )
+    user_state = cast(UserServiceState, state)
+    user_state["auth"] = Authenticator(verifier, denylist)
+    user_state["identity"] = ctx
+    user_state["jwks"] = jwks
+
+    maintainer = DenylistMaintainer(ctx, state["sessionmaker"])
+    try:
+        await maintainer.rebuild()
+    except (RedisError, OSError) as exc:  # start anyway; readiness reports Redis
+        ctx.denylist_dirty = True
+        log.warning("auth.denylist_rebuild_deferred", error=repr(exc))
+    maintainer.start()
+
+    async def cleanup() -> None:
+        await maintainer.stop()
+        hasher.close()
+
+    return cleanup

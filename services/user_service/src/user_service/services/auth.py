@@ -1,0 +1,179 @@
+"""Login, refresh-token rotation with reuse detection, and logout."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit import metrics
+from servicekit.db import lock_for_write
+from servicekit.logging import get_logger
+from servicekit.orm import utcnow
+from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
+from user_service.models import Session, User
+from user_service.repositories import SessionRepository, UserRepository
+from user_service.security import normalize_email
+from user_service.services.context import IdentityContext
+from user_service.services.revocation import revoke_sessions
+from user_service.tokens import (
+    ROLE_SCOPES,
+    hash_refresh_token,
+    new_refresh_token,
+    successor_refresh_token,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a successful login or refresh returns to the client."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    scope: str
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a login comes from, shown later in the session list."""
+
+    user_agent: str | None
+    ip: str | None
+
+
+class AuthService:
+    """Token issuance rules; never commits."""
+
+    async def login(
+        self,
+        session: AsyncSession,
+        ctx: IdentityContext,
+        *,
+        email: str,
+        password: str,
+        client: ClientInfo,
+    ) -> TokenPair:
+        """Check the credentials and open a session; unknown emails cost the same time."""
+        user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
+        if user is None:
+            await ctx.hasher.verify_dummy(password)
+            metrics.auth_failures().labels("unknown_email").inc()
+            raise InvalidCredentials
+        valid, new_hash = await ctx.hasher.verify(password, user.password_hash)
+        if not valid or not user.is_active:
+            metrics.auth_failures().labels("wrong_password" if not valid else "inactive").inc()
+            log.info("user.login.failed", user_id=str(user.id))
+            raise InvalidCredentials
+        if new_hash is not None:  # parameters changed or an imported bcrypt hash
+            user.password_hash = new_hash
+        refresh_token = new_refresh_token()
+        now = utcnow()
+        record = Session(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            family_id=uuid.uuid4(),
+            refresh_token_hash=hash_refresh_token(refresh_token),
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(days=ctx.settings.jwt.refresh_token_ttl_days),
+            user_agent=(client.user_agent or "")[:512] or None,
+            ip=client.ip,
+        )
+        await SessionRepository.from_session(session).add(record)
+        log.info("user.login.succeeded", user_id=str(user.id), session_id=str(record.id))
+        return self._pair(ctx, user, record, refresh_token)
+
+    async def refresh(
+        self, session: AsyncSession, ctx: IdentityContext, *, refresh_token: str
+    ) -> TokenPair:
+        """Rotate the refresh token (RFC 9700 §4.14).
+
+        A token used again after rotation revokes its session — unless it comes back
+        within the grace window while its successor is still current (two tabs refreshing
+        at once), in which case the same successor is returned again.
+        """
+        repo = SessionRepository.from_session(session)
+        await lock_for_write(session, Session.__table__)
+        token_hash = hash_refresh_token(refresh_token)
+        successor = successor_refresh_token(
+            ctx.settings.secret_key.get_secret_value(), refresh_token
+        )
+        now = utcnow()
+        current = await repo.get_by_refresh_hash(token_hash, lock=True)
+        if current is not None:
+            user = await self._usable(session, current, now)
+            await repo.add_rotated(token_hash, current.id, now)
+            current.refresh_token_hash = hash_refresh_token(successor)
+            current.last_used_at = now
+            await session.flush()
+            return self._pair(ctx, user, current, successor)
+
+        rotated = await repo.get_rotated(token_hash)
+        if rotated is None:
+            metrics.auth_failures().labels("unknown_refresh_token").inc()
+            raise InvalidGrant
+        record = await repo.get_locked(rotated.session_id)
+        if record is None or record.revoked_at is not None:
+            raise InvalidGrant
+        grace = timedelta(seconds=ctx.settings.jwt.refresh_grace_seconds)
+        if now - rotated.rotated_at <= grace and record.refresh_token_hash == hash_refresh_token(
+            successor
+        ):
+            user = await self._usable(session, record, now)
+            return self._pair(ctx, user, record, successor)
+
+        await revoke_sessions(
+            session, ctx, user_id=record.user_id, session_ids=[record.id], reason="refresh_reuse"
+        )
+        metrics.auth_failures().labels("refresh_token_reuse").inc()
+        log.warning("auth.refresh_token_reuse", session_id=str(record.id))
+        raise RefreshTokenReuse
+
+    async def logout(
+        self,
+        session: AsyncSession,
+        ctx: IdentityContext,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+    ) -> None:
+        """Revoke one session."""
+        await revoke_sessions(
+            session, ctx, user_id=user_id, session_ids=[session_id], reason="logout"
+        )
+
+    async def logout_all(
+        self, session: AsyncSession, ctx: IdentityContext, *, user_id: uuid.UUID
+    ) -> None:
+        """Revoke every session of the user."""
+        await revoke_sessions(session, ctx, user_id=user_id, reason="logout_all")
+
+    async def _usable(self, session: AsyncSession, record: Session, now: datetime) -> User:
+        if record.revoked_at is not None or record.expires_at <= now:
+            raise InvalidGrant
+        user = await UserRepository.from_session(session).get(record.user_id)
+        if user is None or not user.is_active:
+            raise InvalidGrant
+        return user
+
+    def _pair(
+        self, ctx: IdentityContext, user: User, record: Session, refresh_token: str
+    ) -> TokenPair:
+        scopes = ROLE_SCOPES[user.role]
+        access = ctx.issuer.access_token(user_id=user.id, session_id=record.id, scopes=scopes)
+        return TokenPair(
+            access_token=access.token,
+            expires_in=access.expires_in,
+            refresh_token=refresh_token,
+            scope=" ".join(scopes),
+            session_id=record.id,
+        )
+
+
+auth = AuthService()

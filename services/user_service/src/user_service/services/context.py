@@ -1,0 +1,27 @@
+"""Collaborators the identity rules need, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from servicekit.auth import SessionDenylist
+from user_service.config import UserServiceSettings
+from user_service.security import PasswordHasher
+from user_service.tokens import TokenIssuer
+
+
+@dataclass
+class IdentityContext:
+    """Settings, password hasher, token issuer and the revocation list."""
+
+    settings: UserServiceSettings
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+    denylist: SessionDenylist
+    #: Set when a denylist write failed; the maintainer rebuilds the list from PostgreSQL.
+    denylist_dirty: bool = field(default=False)
+
+    @property
+    def denylist_ttl_s(self) -> int:
+        """How long a revoked session must stay listed: an access token's lifetime + leeway."""
+        return self.settings.jwt.access_ttl_s + 30

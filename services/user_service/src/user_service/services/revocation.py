@@ -1,0 +1,126 @@
+"""Session revocation: PostgreSQL first, then the Redis denylist after commit.
+
+The :class:`DenylistMaintainer` keeps the Redis list complete: it rebuilds it from
+PostgreSQL at start-up, when the list's sentinel disappears (Redis restarted or flushed)
+and after a failed write, checking once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from servicekit import metrics
+from servicekit.db import on_commit
+from servicekit.logging import get_logger
+from servicekit.orm import utcnow
+from user_service.repositories import SessionRepository
+from user_service.services.context import IdentityContext
+
+log = get_logger(__name__)
+CHECK_INTERVAL_S = 1.0
+
+
+async def revoke_sessions(
+    session: AsyncSession,
+    ctx: IdentityContext,
+    *,
+    user_id: uuid.UUID,
+    reason: str,
+    session_ids: Sequence[uuid.UUID] | None = None,
+    except_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Revoke sessions in the transaction; list them in Redis once it commits."""
+    revoked = await SessionRepository.from_session(session).revoke(
+        user_id=user_id,
+        reason=reason,
+        now=utcnow(),
+        session_ids=session_ids,
+        except_id=except_id,
+    )
+    if revoked:
+        ttl = ctx.denylist_ttl_s
+
+        async def publish() -> None:
+            try:
+                await ctx.denylist.revoke((sid, ttl) for sid in revoked)
+            except RedisError:
+                # PostgreSQL has it; verifiers fall back or fail closed until the rebuild.
+                ctx.denylist_dirty = True
+                metrics.redis_errors().labels("denylist_write", "deferred").inc()
+                log.warning("auth.denylist_write_failed", sessions=len(revoked))
+
+        on_commit(session, publish)
+        log.info("auth.sessions_revoked", count=len(revoked), reason=reason)
+    return revoked
+
+
+class DenylistMaintainer:
+    """Rebuilds the denylist whenever it may be incomplete."""
+
+    def __init__(
+        self, ctx: IdentityContext, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        self.ctx = ctx
+        self.sessionmaker = sessionmaker
+        self._task: asyncio.Task[None] | None = None
+
+    async def rebuild(self) -> int:
+        """List every session revoked within the TTL, then mark the list complete."""
+        ttl = self.ctx.denylist_ttl_s
+        now = utcnow()
+        async with self.sessionmaker() as session:
+            rows = await SessionRepository.from_session(session).revoked_since(
+                now - timedelta(seconds=ttl)
+            )
+        entries = [(sid, ttl - int((now - at).total_seconds())) for sid, at in rows]
+        self.ctx.denylist_dirty = False
+        await self.ctx.denylist.revoke(entries)
+        await self.ctx.denylist.mark_complete()
+        log.info("auth.denylist_rebuilt", sessions=len(entries))
+        return len(entries)
+
+    async def check_once(self) -> None:
+        """Rebuild if the sentinel is missing or a write failed."""
+        if self.ctx.denylist_dirty or not await self.ctx.denylist.is_complete():
+            await self.rebuild()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check_once()
+            except (RedisError, OSError) as exc:
+                self.ctx.denylist_dirty = True
+                log.debug("auth.denylist_check_failed", error=repr(exc))
+            except Exception as exc:  # keep maintaining whatever happened
+                log.warning("auth.denylist_maintainer_error", error=repr(exc))
+            await asyncio.sleep(CHECK_INTERVAL_S)
+
+    def start(self) -> None:
+        """Run the checks in the background."""
+        self._task = asyncio.create_task(self._run(), name="denylist-maintainer")
+
+    async def stop(self) -> None:
+        """Cancel the background checks."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def database_revocation_check(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Callable[[uuid.UUID], Awaitable[bool]]:
+    """The denylist's fallback: ask PostgreSQL whether a session is revoked."""
+
+    async def is_revoked(session_id: uuid.UUID) -> bool:
+        async with sessionmaker() as session:
+            return await SessionRepository.from_session(session).is_revoked(session_id)
+
+    return is_revoked
