@@ -1,6 +1,8 @@
-"""FastAPI dependencies: the current principal and scope requirements."""
+"""FastAPI dependencies: the current principal and scope requirements.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI must see the real ``Annotated``
+objects of the closure in :func:`require_scopes`, which string annotations would hide.
+"""
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated

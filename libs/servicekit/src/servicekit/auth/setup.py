@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+import httpx
+
 from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.denylist import SessionDenylist
 from servicekit.auth.keys import RemoteJWKS
@@ -22,12 +24,17 @@ def jwks_auth(
     algorithms: Sequence[str] = SUPPORTED_ALGORITHMS,
     issuer_namespace: str = "user_service",
     jwks_ttl_s: float = 300.0,
+    http_client: httpx.AsyncClient | None = None,
 ) -> Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]:
     """A ``create_app(on_startup=[...])`` hook: verify tokens against a remote JWKS and the
-    issuer's denylist in this service's Redis (which must be the issuer's Redis)."""
+    issuer's denylist in this service's Redis (which must be the issuer's Redis).
+
+    Without a fallback to the issuer's database, an unreachable Redis or an incomplete
+    denylist makes authentication fail closed (503) rather than accept revoked tokens.
+    """
 
     async def hook(state: AppState) -> Callable[[], Awaitable[None]]:
-        keys = RemoteJWKS(jwks_url, ttl_s=jwks_ttl_s)
+        keys = RemoteJWKS(jwks_url, ttl_s=jwks_ttl_s, client=http_client)
         settings = state["settings"]
         denylist = SessionDenylist(
             state["redis"], key_prefix=settings.redis.key_prefix, namespace=issuer_namespace

@@ -1,0 +1,157 @@
+"""Access tokens are standard JWTs: verifiable by plain PyJWT, and forgeries are refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from user_service.config import UserServiceSettings
+from user_service.keys import load_signing_key
+
+from ..conftest import bearer, login, register
+
+pytestmark = pytest.mark.integration
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.fixture
+async def tokens(client: httpx.AsyncClient) -> dict[str, Any]:
+    user = await register(client)
+    return await login(client, user["email"])
+
+
+@pytest.fixture
+def claims(tokens: dict[str, Any]) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(
+        tokens["access_token"], options={"verify_signature": False}
+    )
+    return decoded
+
+
+async def _status(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+
+
+class TestPublishedKeys:
+    async def test_plain_pyjwt_verifies_a_token_with_the_jwks(
+        self, client: httpx.AsyncClient, tokens: dict[str, Any], settings: UserServiceSettings
+    ) -> None:
+        response = await client.get("/.well-known/jwks.json")
+        assert "max-age" in response.headers["cache-control"]
+        keyset = jwt.PyJWKSet.from_dict(response.json())
+        kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+        key = next(k for k in keyset.keys if k.key_id == kid)
+        claims = jwt.decode(
+            tokens["access_token"],
+            key,
+            algorithms=["EdDSA"],
+            audience=settings.jwt.audience,
+            issuer=settings.jwt.issuer,
+        )
+        assert claims["sid"] == tokens["session_id"]
+        assert claims["scope"] == "user"
+        assert set(claims) >= {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "scope"}
+
+    async def test_discovery_document(self, client: httpx.AsyncClient) -> None:
+        doc = (await client.get("/.well-known/openid-configuration")).json()
+        assert doc["jwks_uri"].endswith("/.well-known/jwks.json")
+        assert doc["introspection_endpoint"].endswith("/api/v1/auth/introspect")
+        assert doc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+
+
+class TestForgedTokens:
+    async def test_changed_signature(
+        self, client: httpx.AsyncClient, tokens: dict[str, Any]
+    ) -> None:
+        head, body, sig = tokens["access_token"].split(".")
+        forged = f"{head}.{body}.{sig[:-4]}{'AAAA' if sig[-4:] != 'AAAA' else 'BBBB'}"
+        response = await _status(client, forged)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+    async def test_alg_none(self, client: httpx.AsyncClient, claims: dict[str, Any]) -> None:
+        header = {"alg": "none", "typ": "JWT", "kid": "x"}
+        token = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}."
+        assert (await _status(client, token)).status_code == 401
+
+    async def test_hs256_signed_with_the_public_key(
+        self,
+        client: httpx.AsyncClient,
+        tokens: dict[str, Any],
+        claims: dict[str, Any],
+        settings: UserServiceSettings,
+    ) -> None:
+        kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+        public_pem = (
+            load_signing_key(settings)
+            .private_key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        signing_input = (
+            f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}."
+            f"{_b64(json.dumps(claims).encode())}"
+        )
+        mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+        assert (await _status(client, f"{signing_input}.{_b64(mac)}")).status_code == 401
+
+    async def test_unknown_kid(self, client: httpx.AsyncClient, claims: dict[str, Any]) -> None:
+        other = ed25519.Ed25519PrivateKey.generate()
+        token = jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": "unknown"})
+        assert (await _status(client, token)).status_code == 401
+
+    async def test_right_kid_wrong_key(
+        self, client: httpx.AsyncClient, tokens: dict[str, Any], claims: dict[str, Any]
+    ) -> None:
+        kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
+        other = ed25519.Ed25519PrivateKey.generate()
+        token = jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": kid})
+        assert (await _status(client, token)).status_code == 401
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"iss": "https://evil.example.com"},
+            {"aud": "another-api"},
+            {"exp": datetime.now(UTC) - timedelta(minutes=1)},
+            {"nbf": datetime.now(UTC) + timedelta(minutes=5)},
+            {"exp": None},
+            {"sid": None},
+            {"sub": "not-a-uuid"},
+        ],
+        ids=["issuer", "audience", "expired", "not-yet-valid", "no-exp", "no-sid", "bad-sub"],
+    )
+    async def test_validly_signed_but_wrong_claims(
+        self,
+        client: httpx.AsyncClient,
+        claims: dict[str, Any],
+        settings: UserServiceSettings,
+        change: dict[str, Any],
+    ) -> None:
+        key = load_signing_key(settings)
+        payload = {**claims, **change, "jti": uuid.uuid4().hex}
+        payload = {k: v for k, v in payload.items() if v is not None}
+        token = jwt.encode(payload, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+        response = await _status(client, token)
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_token"
+
+    async def test_the_untouched_token_still_works(
+        self, client: httpx.AsyncClient, tokens: dict[str, Any]
+    ) -> None:
+        assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 200

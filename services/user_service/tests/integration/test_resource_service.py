@@ -1,0 +1,102 @@
+"""A second FastAPI service trusts user_service tokens through servicekit.auth alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+
+from servicekit.app import create_app as create_service_app
+from servicekit.auth import CurrentPrincipal, Principal, jwks_auth, require_scopes
+from servicekit.settings import ServiceSettings
+from servicekit.testing import app_client
+from user_service.config import UserServiceSettings
+
+from ..conftest import bearer, login, register
+
+pytestmark = pytest.mark.integration
+
+
+def orders_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/whoami")
+    async def whoami(principal: CurrentPrincipal) -> dict[str, str]:
+        return {"user_id": str(principal.user_id), "scope": " ".join(sorted(principal.scopes))}
+
+    @router.get("/admin-only")
+    async def admin_only(
+        principal: Annotated[Principal, Depends(require_scopes("admin"))],
+    ) -> dict[str, str]:
+        return {"ok": str(principal.user_id)}
+
+    return router
+
+
+@pytest.fixture
+async def orders(
+    client: httpx.AsyncClient, settings: UserServiceSettings, test_settings: ServiceSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The resource service; it reaches the user service's JWKS over HTTP (in-process)."""
+    resource_settings = test_settings.model_copy(
+        update={
+            "service_name": "orders",
+            "redis": test_settings.redis.model_copy(
+                update={"key_prefix": settings.redis.key_prefix}
+            ),
+        }
+    )
+    app: FastAPI = create_service_app(
+        resource_settings,
+        [orders_router()],
+        on_startup=[
+            jwks_auth(
+                "http://test/.well-known/jwks.json",
+                issuer=settings.jwt.issuer,
+                audience=settings.jwt.audience,
+                http_client=client,
+            )
+        ],
+    )
+    async with app_client(app) as orders_client:
+        yield orders_client
+
+
+class TestResourceService:
+    async def test_accepts_a_token_and_rejects_it_within_a_second_of_logout(
+        self, client: httpx.AsyncClient, orders: httpx.AsyncClient
+    ) -> None:
+        user = await register(client)
+        tokens = await login(client, user["email"])
+        response = await orders.get("/whoami", headers=bearer(tokens))
+        assert response.status_code == 200
+        assert response.json() == {"user_id": user["id"], "scope": "user"}
+
+        assert (await client.post("/api/v1/auth/logout", headers=bearer(tokens))).status_code == 204
+        logged_out = time.monotonic()
+        while True:
+            response = await orders.get("/whoami", headers=bearer(tokens))
+            if response.status_code == 401 or time.monotonic() - logged_out > 1.0:
+                break
+        assert response.status_code == 401
+        assert time.monotonic() - logged_out <= 1.0
+        assert response.json()["error"] == "invalid_token"
+
+    async def test_scopes_are_enforced(
+        self, client: httpx.AsyncClient, orders: httpx.AsyncClient
+    ) -> None:
+        user = await register(client)
+        tokens = await login(client, user["email"])
+        response = await orders.get("/admin-only", headers=bearer(tokens))
+        assert response.status_code == 403
+        assert response.json()["error"] == "insufficient_scope"
+        assert "insufficient_scope" in response.headers["www-authenticate"]
+
+    async def test_missing_and_foreign_tokens_are_refused(self, orders: httpx.AsyncClient) -> None:
+        assert (await orders.get("/whoami")).status_code == 401
+        response = await orders.get("/whoami", headers={"Authorization": "Bearer a.b.c"})
+        assert response.status_code == 401
