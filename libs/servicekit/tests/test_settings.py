@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from servicekit.settings import DEV_SECRET_PLACEHOLDER, Environment, ServiceSettings
+from servicekit.settings import (
+    DEV_SECRET_PLACEHOLDER,
+    EXTERNAL_SECRET,
+    Environment,
+    ServiceSettings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +60,21 @@ class TestServiceSettings:
 
     def test_development_tolerates_the_placeholder(self) -> None:
         assert ServiceSettings().secret_key.get_secret_value() == DEV_SECRET_PLACEHOLDER
+
+
+class _Vendor(BaseModel):
+    api_key: Annotated[SecretStr | None, EXTERNAL_SECRET] = None
+
+
+class _WithVendor(ServiceSettings):
+    vendor: _Vendor = _Vendor()
+
+
+class TestExternalSecrets:
+    def test_third_party_secrets_are_not_length_checked(self) -> None:
+        settings = _WithVendor(
+            environment=Environment.PRODUCTION,
+            secret_key=SecretStr("k" * 48),
+            vendor=_Vendor(api_key=SecretStr("short")),
+        )
+        assert settings.vendor.api_key is not None

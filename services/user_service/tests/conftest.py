@@ -11,7 +11,8 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from servicekit.migrations import alembic_config as make_alembic_config
 from servicekit.settings import DatabaseSettings, Environment, RedisSettings
@@ -19,6 +20,7 @@ from servicekit.testing import Backends, app_client, override_db_session
 from user_service.cli import MIGRATIONS
 from user_service.config import UserServiceSettings
 from user_service.main import create_app
+from user_service.models import User
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +85,22 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     """The Authorization header for a token response."""
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+@pytest.fixture
+async def live_client(
+    settings: UserServiceSettings, db_engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the app's own sessions (real commits, real concurrency).
+
+    Users it registers use the ``live-`` email prefix and are deleted afterwards.
+    """
+    async with app_client(create_app(settings)) as client:
+        yield client
+    async with db_engine.begin() as conn:
+        await conn.execute(delete(User).where(User.email.like("live-%")))
+
+
+def live_email() -> str:
+    """A unique email removed by the ``live_client`` fixture's clean-up."""
+    return f"live-{uuid.uuid4().hex[:12]}@example.com"

@@ -13,16 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Table, event, false, update
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql import FromClause
 
 from servicekit import metrics
 from servicekit.context import record_query
@@ -31,6 +30,11 @@ from servicekit.logging import get_logger
 from servicekit.settings import ServiceSettings
 
 AfterCommit = Callable[[], Awaitable[None]]
+#: Execution option / ``Connection.info`` key overriding SQLite's ``BEGIN IMMEDIATE`` with a
+#: deferred ``BEGIN``: for read-only work (see :func:`read_only_session`) and the test
+#: plugin's long-lived per-test transaction, which must never hold the write lock idle.
+SQLITE_BEGIN_KEY = "servicekit_sqlite_begin"
+READ_ONLY = {SQLITE_BEGIN_KEY: "BEGIN"}
 _AFTER_COMMIT_KEY = "servicekit.after_commit"
 _STATEMENT_LOG_CHARS = 500
 
@@ -98,7 +102,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE: every transaction takes the write lock when it starts (waiting up to
+        # the busy timeout). A deferred transaction that read first and writes later fails
+        # at once with SQLITE_BUSY when another writer committed in between; serialising is
+        # the embedded backend's answer to PostgreSQL's row locks.
+        begin = conn.get_execution_options().get(SQLITE_BEGIN_KEY) or conn.info.get(
+            SQLITE_BEGIN_KEY, "BEGIN IMMEDIATE"
+        )
+        conn.exec_driver_sql(begin)
 
 
 def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
@@ -122,7 +133,7 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
     ) -> None:
         started = conn.info["servicekit.query_start"].pop()
         elapsed_ms = (time.perf_counter() - started) * 1000
-        if statement == "BEGIN":  # SQLite's explicit BEGIN (see _configure_sqlite) is no query
+        if statement.startswith("BEGIN"):  # SQLite's explicit BEGIN (see _configure_sqlite)
             return
         record_query(elapsed_ms)
         if elapsed_ms >= slow_query_ms:
@@ -190,6 +201,16 @@ async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSessi
     await commit(session)
 
 
+@asynccontextmanager
+async def read_only_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session for reads only: on SQLite it does not queue behind writers for the lock."""
+    async with sessionmaker() as session:
+        await session.connection(execution_options=READ_ONLY)
+        yield session
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One request, one transaction: commit on success, roll back on any exception.
 
@@ -199,17 +220,3 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
     async with sessionmaker() as session, request_transaction(session):
         yield session
-
-
-async def lock_for_write(session: AsyncSession, table: FromClause) -> None:
-    """Make the transaction a writer now, before it reads what it will change.
-
-    PostgreSQL code uses ``SELECT … FOR UPDATE``; SQLite ignores that, so there a no-op
-    write to ``table`` takes the database write lock up front (waiting up to the busy
-    timeout), which serialises concurrent read-modify-write transactions instead of
-    failing one of them.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        column = next(iter(cast(Table, table).primary_key.columns))
-        statement = update(cast(Table, table)).where(false()).values({column.name: column})
-        await session.execute(statement)

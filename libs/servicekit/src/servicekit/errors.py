@@ -70,6 +70,14 @@ class Conflict(AppError):
     message = "The request conflicts with the current state of the resource."
 
 
+class PreconditionFailed(AppError):
+    """``If-Match`` names a version that is no longer current (or a concurrent write won)."""
+
+    status_code = 412
+    code = "precondition_failed"
+    message = "The resource changed since it was read; fetch it again and retry."
+
+
 class PayloadTooLarge(AppError):
     """The request body exceeds the configured limit."""
 
@@ -94,6 +102,7 @@ _STATUS_CODES: dict[int, str] = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",

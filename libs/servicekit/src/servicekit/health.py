@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse, Response
 
+from servicekit.db import READ_ONLY
 from servicekit.errors import problem_response
 from servicekit.logging import get_logger
 
@@ -83,6 +84,7 @@ def database_check(engine: AsyncEngine) -> HealthCheck:
 
     async def check() -> None:
         async with engine.connect() as conn:
+            await conn.execution_options(**READ_ONLY)
             await conn.execute(text("SELECT 1"))
 
     return check

@@ -8,6 +8,9 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.exc import StaleDataError
+
+from servicekit.errors import PreconditionFailed
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
 
@@ -57,15 +60,22 @@ class Repository(Generic[ModelT]):
         items = await self.list(statement.limit(limit).offset(offset))
         return items, total
 
+    async def flush(self) -> None:
+        """Flush pending changes; a lost optimistic-concurrency race becomes a 412."""
+        try:
+            await self.session.flush()
+        except StaleDataError as exc:
+            raise PreconditionFailed from exc
+
     async def add(self, instance: ModelT, *, flush: bool = True) -> ModelT:
         """Add ``instance`` and (by default) flush so database errors surface here."""
         self.session.add(instance)
         if flush:
-            await self.session.flush()
+            await self.flush()
         return instance
 
     async def delete(self, instance: ModelT, *, flush: bool = True) -> None:
         """Delete ``instance``."""
         await self.session.delete(instance)
         if flush:
-            await self.session.flush()
+            await self.flush()

@@ -22,6 +22,17 @@ DEV_SECRET_PLACEHOLDER = "dev-insecure-change-me"  # noqa: S105 - refused in pro
 MIN_SECRET_LENGTH = 32
 
 
+class ExternalSecret:
+    """Marks a secret issued by a third party (an SMTP password, an API key): its length
+    is not ours to choose, so the production strength check skips it.
+
+    Use as ``password: Annotated[SecretStr | None, EXTERNAL_SECRET] = None``.
+    """
+
+
+EXTERNAL_SECRET = ExternalSecret()
+
+
 class Environment(StrEnum):
     """Where the service runs; production turns on the strict start-up checks."""
 
@@ -187,7 +198,9 @@ def is_weak_secret(value: SecretStr | str | None) -> bool:
 def iter_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretStr]]:
     """Every ``SecretStr`` field of ``model`` and its nested groups, as ``(dotted_name, value)``."""
     found: list[tuple[str, SecretStr]] = []
-    for name in type(model).model_fields:
+    for name, field in type(model).model_fields.items():
+        if any(isinstance(meta, ExternalSecret) for meta in field.metadata):
+            continue
         value = getattr(model, name)
         dotted = f"{prefix}{name}"
         if isinstance(value, BaseModel):

@@ -18,6 +18,7 @@ from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.logging import configure_logging, get_logger
 from servicekit.migrations import upgrade
 from user_service.config import UserServiceSettings, get_settings
+from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role
 from user_service.security import PasswordHasher
 from user_service.services.user import users
@@ -122,6 +123,18 @@ def create_admin(settings: UserServiceSettings, email: str, password_stdin: bool
     return 0
 
 
+def generate_key(algorithm: Algorithm, out: Path | None) -> int:
+    """Print (or write, mode 0600) a new signing key for ``USER_SERVICE_JWT__PRIVATE_KEY``."""
+    pem = private_key_pem(generate_private_key(algorithm))
+    if out is None:
+        sys.stdout.write(pem.decode())
+    else:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="user-service", description=__doc__)
@@ -132,12 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     adm = sub.add_parser("create-admin", help="create an administrator account")
     adm.add_argument("--email", required=True)
     adm.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    keys = sub.add_parser("keys", help="manage JWT signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="print a new private key (PEM)")
+    gen.add_argument("--algorithm", choices=["EdDSA", "RS256"], default="EdDSA")
+    gen.add_argument("--out", type=Path, help="write to this new file (0600) instead of stdout")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``user-service``."""
     args = build_parser().parse_args(argv)
+    if args.command == "keys":
+        return generate_key(args.algorithm, args.out)
     settings = get_settings()
     configure_logging(settings)
     if args.command == "serve":

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import EXTERNAL_SECRET, ServiceSettings
 
 
 class JwtSettings(BaseModel):
@@ -53,6 +53,40 @@ class IntrospectionSettings(BaseModel):
     clients: dict[str, SecretStr] = Field(default_factory=dict)
 
 
+class SmtpSettings(BaseModel):
+    """The SMTP relay used by ``email.backend=smtp``."""
+
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    username: str | None = None
+    #: Issued by the mail provider: not subject to the production secret-length rule.
+    password: Annotated[SecretStr | None, EXTERNAL_SECRET] = None
+    #: Implicit TLS from the first byte (usually port 465).
+    use_tls: bool = False
+    #: STARTTLS: ``True`` requires it, ``False`` never, ``None`` upgrades when offered.
+    start_tls: bool | None = None
+    timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Self:
+        if self.use_tls and self.start_tls:
+            raise ValueError("smtp.use_tls (implicit TLS) and smtp.start_tls are exclusive")
+        return self
+
+
+class EmailSettings(BaseModel):
+    """Verification and password-reset mail: delivery backend, links and token lifetimes."""
+
+    #: ``console`` logs the message (development); ``smtp`` sends it through ``smtp``.
+    backend: Literal["console", "smtp"] = "console"
+    from_address: str = "no-reply@localhost"
+    #: Where the links in the mails point: ``{frontend_url}/verify-email?token=…``.
+    frontend_url: str = "http://127.0.0.1:8000"
+    verification_ttl_minutes: int = Field(24 * 60, ge=1)
+    password_reset_ttl_minutes: int = Field(30, ge=1)
+    smtp: SmtpSettings = SmtpSettings()
+
+
 class UserServiceSettings(ServiceSettings):
     """Environment variables use the ``USER_SERVICE_`` prefix and ``__`` for groups,
     e.g. ``USER_SERVICE_DATABASE__POOL_SIZE=20``; ``DATABASE_URL``, ``REDIS_URL``, ``HOST``,
@@ -64,6 +98,7 @@ class UserServiceSettings(ServiceSettings):
     jwt: JwtSettings = JwtSettings()
     password: PasswordSettings = PasswordSettings()
     introspection: IntrospectionSettings = IntrospectionSettings()
+    email: EmailSettings = EmailSettings()
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

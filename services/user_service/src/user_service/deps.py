@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
 
-from servicekit.auth import InvalidToken, Principal, require_scopes
-from servicekit.auth.deps import authenticate_token
+from servicekit.auth import Authenticator, InvalidToken, Principal, require_scopes
+from servicekit.auth.deps import authenticate_token, get_authenticator
 from servicekit.deps import DbSession, RedisClient
 from user_service.models import User
 from user_service.services.auth import ClientInfo
@@ -61,7 +61,48 @@ def get_client_info(request: Request) -> ClientInfo:
     )
 
 
+_introspection_client = HTTPBasic(
+    auto_error=False, realm="introspection", description="A service credential from settings."
+)
+
+
+_MAX_VERSION_DIGITS = 18
+
+
+def get_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description="An `ETag` from an earlier response: apply the change only if it is "
+            "still current (412 otherwise)."
+        ),
+    ] = None,
+) -> frozenset[int] | None:
+    """The versions ``If-Match`` names; ``None`` when absent or ``*`` (any current version).
+
+    Weak tags (``W/"…"``) and tags never issued match nothing (RFC 9110 strong comparison).
+    """
+    if if_match is None or if_match.strip() == "*":
+        return None
+    versions: set[int] = set()
+    for raw in if_match.split(","):
+        tag = raw.strip()
+        inner = tag[1:-1]
+        if (
+            len(tag) >= 3
+            and tag[0] == tag[-1] == '"'
+            and inner.isascii()
+            and inner.isdigit()
+            and len(inner) <= _MAX_VERSION_DIGITS
+        ):
+            versions.add(int(inner))
+    return frozenset(versions)
+
+
 Identity = Annotated[IdentityContext, Depends(get_identity)]
+TokenAuthenticator = Annotated[Authenticator, Depends(get_authenticator)]
+IntrospectionClient = Annotated[HTTPBasicCredentials | None, Depends(_introspection_client)]
+IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -77,6 +118,9 @@ __all__ = [
     "CurrentUser",
     "DbSession",
     "Identity",
+    "IfMatch",
+    "IntrospectionClient",
     "Jwks",
     "RedisClient",
+    "TokenAuthenticator",
 ]

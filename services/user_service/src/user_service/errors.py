@@ -50,3 +50,47 @@ class RefreshTokenReuse(InvalidGrant):
     """A rotated-out refresh token came back: its session was revoked (and stays revoked)."""
 
     commit_changes = True
+
+
+class SessionNotFound(NotFound):
+    """No such session for this user."""
+
+    code = "session_not_found"
+    message = "No such session."
+
+
+class WrongPassword(AppError):
+    """The current password given to confirm a sensitive change is wrong."""
+
+    status_code = 403
+    code = "wrong_password"
+    message = "The current password is not correct."
+
+
+class InvalidClient(AppError):
+    """Introspection caller credentials are missing or wrong (RFC 7662 §2.1)."""
+
+    status_code = 401
+    code = "invalid_client"
+    message = "Client authentication failed."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": 'Basic realm="introspection"'})
+
+
+class CannotModifySelf(Conflict):
+    """An administrator tried to demote, deactivate or delete their own account."""
+
+    code = "cannot_modify_self"
+    message = (
+        "Administrators cannot demote, deactivate or delete their own account; "
+        "ask another administrator."
+    )
+
+
+class InvalidOrExpiredLink(AppError):
+    """An emailed verification or reset token is unknown, expired or already used."""
+
+    status_code = 400
+    code = "invalid_or_expired_link"
+    message = "This link is invalid, has expired or was already used; request a new one."

@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.app import AppState
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
 from servicekit.logging import get_logger
 from user_service.config import UserServiceSettings
+from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import load_signing_key, published_jwks
 from user_service.security import PasswordHasher
 from user_service.services.context import IdentityContext
@@ -39,11 +41,13 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
         namespace=settings.service_name,
         fallback=database_revocation_check(state["sessionmaker"]),
     )
+    email_sender = BackgroundEmailSender(build_email_sender(settings))
     ctx = IdentityContext(
         settings=settings,
         hasher=hasher,
         issuer=TokenIssuer(settings.jwt, signing_key),
         denylist=denylist,
+        email_sender=email_sender,
     )
     verifier = TokenVerifier(
         StaticKeySource(jwks),
@@ -59,13 +63,14 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
     maintainer = DenylistMaintainer(ctx, state["sessionmaker"])
     try:
         await maintainer.rebuild()
-    except (RedisError, OSError) as exc:  # start anyway; readiness reports Redis
+    except (RedisError, SQLAlchemyError, OSError) as exc:  # start anyway; readiness reports it
         ctx.denylist_dirty = True
         log.warning("auth.denylist_rebuild_deferred", error=repr(exc))
     maintainer.start()
 
     async def cleanup() -> None:
         await maintainer.stop()
+        await email_sender.aclose()
         hasher.close()
 
     return cleanup

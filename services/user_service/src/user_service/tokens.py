@@ -65,12 +65,12 @@ class TokenIssuer:
         return AccessToken(token=token, expires_in=ttl)
 
 
-def new_refresh_token() -> str:
+def new_opaque_token() -> str:
     """256 random bits, URL-safe."""
     return secrets.token_urlsafe(32)
 
 
-def hash_refresh_token(token: str) -> str:
+def hash_token(token: str) -> str:
     """What is stored: the SHA-256 of the token (it has 256 bits of entropy, no salt needed)."""
     return hashlib.sha256(token.encode()).hexdigest()
 

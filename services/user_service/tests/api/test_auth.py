@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from pwdlib.hashers.bcrypt import BcryptHasher
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.testing import app_client, override_db_session
 from user_service.config import UserServiceSettings
 from user_service.main import create_app
+from user_service.models import User
 
 from ..conftest import PASSWORD, bearer, login, register
 
@@ -92,7 +95,7 @@ class TestAccessToken:
 
 
 class TestRefresh:
-    async def test_rotation_issues_a_new_refresh_token(self, client: httpx.AsyncClient) -> None:
+    async def test_rotation_issues_a_new_opaque_token(self, client: httpx.AsyncClient) -> None:
         user = await register(client)
         first = await login(client, user["email"])
         response = await client.post(
@@ -187,3 +190,20 @@ class TestLogout:
         ).status_code == 204
         for tokens in sessions:
             assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 401
+
+
+class TestRehash:
+    async def test_imported_bcrypt_hash_is_upgraded_at_login(
+        self, client: httpx.AsyncClient, db_session: AsyncSession
+    ) -> None:
+        user = await register(client)
+        bcrypt_hash = BcryptHasher().hash(PASSWORD)
+        await db_session.execute(
+            update(User).where(User.email == user["email"]).values(password_hash=bcrypt_hash)
+        )
+        await login(client, user["email"])
+        stored = await db_session.scalar(
+            select(User.password_hash).where(User.email == user["email"])
+        )
+        assert stored is not None
+        assert stored.startswith("$argon2id$")

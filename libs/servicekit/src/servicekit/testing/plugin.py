@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from servicekit.db import create_engine
+from servicekit.db import SQLITE_BEGIN_KEY, create_engine
 from servicekit.redis import create_redis
 from servicekit.settings import DatabaseSettings, Environment, RedisSettings, ServiceSettings
 from servicekit.testing.backends import (
@@ -104,6 +104,7 @@ async def db_engine(test_settings: ServiceSettings) -> AsyncIterator[AsyncEngine
 async def db_connection(db_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection inside an outer transaction that is rolled back after the test."""
     async with db_engine.connect() as conn:
+        conn.info[SQLITE_BEGIN_KEY] = "BEGIN"  # deferred: holds the write lock only once it writes
         transaction = await conn.begin()
         try:
             yield conn

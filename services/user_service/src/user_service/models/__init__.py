@@ -1,8 +1,9 @@
 """ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from user_service.models.base import Base
+from user_service.models.email_token import EmailToken, TokenPurpose
 from user_service.models.refresh_token import RotatedRefreshToken
 from user_service.models.session import Session
 from user_service.models.user import Role, User
 
-__all__ = ["Base", "Role", "RotatedRefreshToken", "Session", "User"]
+__all__ = ["Base", "EmailToken", "Role", "RotatedRefreshToken", "Session", "TokenPurpose", "User"]

@@ -1,6 +1,8 @@
 """All SQL of the user service."""
 
+from user_service.repositories.email_token import EmailTokenRepository
 from user_service.repositories.session import SessionRepository
 from user_service.repositories.user import UserRepository
+from user_service.repositories.user_query import UserQueryRepository
 
-__all__ = ["SessionRepository", "UserRepository"]
+__all__ = ["EmailTokenRepository", "SessionRepository", "UserQueryRepository", "UserRepository"]

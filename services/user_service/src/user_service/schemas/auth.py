@@ -34,3 +34,18 @@ class TokenResponse(BaseModel):
     refresh_token: str
     scope: str
     session_id: uuid.UUID
+
+
+class IntrospectionResponse(BaseModel):
+    """RFC 7662 §2.2; inactive tokens carry only ``active: false``."""
+
+    active: bool
+    token_type: Literal["access_token", "refresh_token"] | None = None
+    sub: str | None = None
+    sid: str | None = None
+    scope: str | None = None
+    exp: int | None = None
+    jti: str | None = None
+    iss: str | None = None
+    aud: str | None = None
+    client_id: str | None = None

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from user_service.models import Role
+from user_service.models import Role, User
 
 
 class UserCreate(BaseModel):
@@ -33,3 +33,45 @@ class UserRead(BaseModel):
     is_verified: bool
     created_at: datetime
     updated_at: datetime
+
+
+def user_etag(user: User) -> str:
+    """The strong ``ETag`` of a user: its version, matched by ``If-Match``."""
+    return f'"{user.version}"'
+
+
+class UserUpdate(BaseModel):
+    """Profile fields a user may change themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: str | None = Field(None, max_length=200)
+
+
+class PasswordConfirmation(BaseModel):
+    """The current password, re-entered to confirm a destructive action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+class PasswordChange(BaseModel):
+    """Change the password; other sessions are signed out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1024, repr=False)
+    new_password: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+class SessionRead(BaseModel):
+    """One signed-in device."""
+
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool = Field(description="True for the session of the token making this request.")

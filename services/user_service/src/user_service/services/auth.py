@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit import metrics
-from servicekit.db import lock_for_write
 from servicekit.logging import get_logger
 from servicekit.orm import utcnow
 from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
@@ -20,8 +19,8 @@ from user_service.services.context import IdentityContext
 from user_service.services.revocation import revoke_sessions
 from user_service.tokens import (
     ROLE_SCOPES,
-    hash_refresh_token,
-    new_refresh_token,
+    hash_token,
+    new_opaque_token,
     successor_refresh_token,
 )
 
@@ -72,13 +71,13 @@ class AuthService:
             raise InvalidCredentials
         if new_hash is not None:  # parameters changed or an imported bcrypt hash
             user.password_hash = new_hash
-        refresh_token = new_refresh_token()
+        refresh_token = new_opaque_token()
         now = utcnow()
         record = Session(
             id=uuid.uuid4(),
             user_id=user.id,
             family_id=uuid.uuid4(),
-            refresh_token_hash=hash_refresh_token(refresh_token),
+            refresh_token_hash=hash_token(refresh_token),
             created_at=now,
             last_used_at=now,
             expires_at=now + timedelta(days=ctx.settings.jwt.refresh_token_ttl_days),
@@ -99,8 +98,7 @@ class AuthService:
         at once), in which case the same successor is returned again.
         """
         repo = SessionRepository.from_session(session)
-        await lock_for_write(session, Session.__table__)
-        token_hash = hash_refresh_token(refresh_token)
+        token_hash = hash_token(refresh_token)
         successor = successor_refresh_token(
             ctx.settings.secret_key.get_secret_value(), refresh_token
         )
@@ -109,7 +107,7 @@ class AuthService:
         if current is not None:
             user = await self._usable(session, current, now)
             await repo.add_rotated(token_hash, current.id, now)
-            current.refresh_token_hash = hash_refresh_token(successor)
+            current.refresh_token_hash = hash_token(successor)
             current.last_used_at = now
             await session.flush()
             return self._pair(ctx, user, current, successor)
@@ -122,9 +120,7 @@ class AuthService:
         if record is None or record.revoked_at is not None:
             raise InvalidGrant
         grace = timedelta(seconds=ctx.settings.jwt.refresh_grace_seconds)
-        if now - rotated.rotated_at <= grace and record.refresh_token_hash == hash_refresh_token(
-            successor
-        ):
+        if now - rotated.rotated_at <= grace and record.refresh_token_hash == hash_token(successor):
             user = await self._usable(session, record, now)
             return self._pair(ctx, user, record, successor)
 

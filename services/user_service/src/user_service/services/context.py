@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from servicekit.auth import SessionDenylist
 from user_service.config import UserServiceSettings
+from user_service.email import ConsoleEmailSender, EmailSender
 from user_service.security import PasswordHasher
 from user_service.tokens import TokenIssuer
 
@@ -20,6 +21,8 @@ class IdentityContext:
     denylist: SessionDenylist
     #: Set when a denylist write failed; the maintainer rebuilds the list from PostgreSQL.
     denylist_dirty: bool = field(default=False)
+    #: Delivers verification and reset mail (the lifespan sets the configured backend).
+    email_sender: EmailSender = field(default_factory=ConsoleEmailSender)
 
     @property
     def denylist_ttl_s(self) -> int:

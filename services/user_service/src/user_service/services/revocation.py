@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit import metrics
-from servicekit.db import on_commit
+from servicekit.db import on_commit, read_only_session
 from servicekit.logging import get_logger
 from servicekit.orm import utcnow
 from user_service.repositories import SessionRepository
@@ -75,7 +75,7 @@ class DenylistMaintainer:
         """List every session revoked within the TTL, then mark the list complete."""
         ttl = self.ctx.denylist_ttl_s
         now = utcnow()
-        async with self.sessionmaker() as session:
+        async with read_only_session(self.sessionmaker) as session:
             rows = await SessionRepository.from_session(session).revoked_since(
                 now - timedelta(seconds=ttl)
             )
@@ -120,7 +120,7 @@ def database_revocation_check(
     """The denylist's fallback: ask PostgreSQL whether a session is revoked."""
 
     async def is_revoked(session_id: uuid.UUID) -> bool:
-        async with sessionmaker() as session:
+        async with read_only_session(sessionmaker) as session:
             return await SessionRepository.from_session(session).is_revoked(session_id)
 
     return is_revoked

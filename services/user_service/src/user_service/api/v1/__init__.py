@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from user_service.api.v1 import auth, users
+from user_service.api.v1 import account, admin, auth, sessions, users
 
 
 def api_router() -> APIRouter:
@@ -12,4 +12,8 @@ def api_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     router.include_router(users.router)
     router.include_router(auth.router)
+    router.include_router(account.router)
+    router.include_router(sessions.router)
+    # Last: its `/users/{user_id}` must not shadow literal paths such as `/users/me`.
+    router.include_router(admin.router)
     return router

@@ -5,16 +5,38 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from servicekit.auth import InvalidToken, NotAuthenticated
 from servicekit.errors import AppError, problem_responses
-from user_service.deps import Client, CurrentPrincipal, DbSession, Identity
-from user_service.errors import InvalidCredentials, InvalidGrant
-from user_service.schemas.auth import LoginRequest, RefreshRequest, TokenResponse
+from user_service.deps import (
+    Client,
+    CurrentPrincipal,
+    CurrentUser,
+    DbSession,
+    Identity,
+    IntrospectionClient,
+    TokenAuthenticator,
+)
+from user_service.errors import (
+    InvalidClient,
+    InvalidCredentials,
+    InvalidGrant,
+    PasswordPolicyViolation,
+    WrongPassword,
+)
+from user_service.schemas.auth import (
+    IntrospectionResponse,
+    LoginRequest,
+    RefreshRequest,
+    TokenResponse,
+)
+from user_service.schemas.user import PasswordChange
+from user_service.services.account import account
 from user_service.services.auth import TokenPair, auth
+from user_service.services.token_admin import token_admin
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -128,3 +150,67 @@ async def logout(principal: CurrentPrincipal, session: DbSession, ctx: Identity)
 async def logout_all(principal: CurrentPrincipal, session: DbSession, ctx: Identity) -> None:
     """Revoke every session of the signed-in user."""
     await auth.logout_all(session, ctx, user_id=principal.user_id)
+
+
+@router.post(
+    "/password/change",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(
+        NotAuthenticated, InvalidToken, WrongPassword, PasswordPolicyViolation, 422
+    ),
+)
+async def change_password(
+    body: PasswordChange,
+    user: CurrentUser,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    ctx: Identity,
+) -> None:
+    """Change the password; every other session is signed out."""
+    await account.change_password(
+        session,
+        ctx,
+        user=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        current_session_id=principal.session_id,
+    )
+
+
+@router.post("/revoke", responses=problem_responses(422))
+async def revoke(
+    token: Annotated[str, Form(max_length=4096)],
+    session: DbSession,
+    ctx: Identity,
+    authenticator: TokenAuthenticator,
+    token_type_hint: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Revoke a refresh or access token (RFC 7009); the answer is 200 whatever the token."""
+    await token_admin.revoke(session, ctx, authenticator, token=token, hint=token_type_hint)
+    return Response(status_code=status.HTTP_200_OK)
+
+
+@router.post(
+    "/introspect",
+    response_model_exclude_none=True,
+    responses=problem_responses(InvalidClient, 422),
+)
+async def introspect(
+    token: Annotated[str, Form(max_length=4096)],
+    client: IntrospectionClient,
+    session: DbSession,
+    ctx: Identity,
+    authenticator: TokenAuthenticator,
+    token_type_hint: Annotated[str | None, Form()] = None,
+) -> IntrospectionResponse:
+    """Whether a token is active and what it grants (RFC 7662); for service credentials."""
+    result = await token_admin.introspect(
+        session,
+        ctx,
+        authenticator,
+        client_id=client.username if client else None,
+        client_secret=client.password if client else None,
+        token=token,
+        hint=token_type_hint,
+    )
+    return IntrospectionResponse.model_validate(result)

@@ -5,13 +5,28 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from servicekit.auth import InvalidToken, NotAuthenticated
-from servicekit.errors import problem_responses
-from user_service.deps import CurrentUser, DbSession, Identity
-from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
-from user_service.schemas.user import UserCreate, UserRead
+from servicekit.errors import PreconditionFailed, problem_responses
+from user_service.deps import CurrentUser, DbSession, Identity, IfMatch
+from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation, WrongPassword
+from user_service.models import User
+from user_service.schemas.user import (
+    PasswordConfirmation,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+    user_etag,
+)
+from user_service.services.account import account
 from user_service.services.user import users
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+_AUTH_ERRORS = (NotAuthenticated, InvalidToken)
+
+
+def _with_etag(user: User, response: Response) -> UserRead:
+    response.headers["ETag"] = user_etag(user)
+    return UserRead.model_validate(user)
 
 
 @router.post(
@@ -27,10 +42,33 @@ async def register(
         session, ctx.hasher, email=body.email, password=body.password, full_name=body.full_name
     )
     response.headers["Location"] = f"/api/v1/users/{user.id}"
-    return UserRead.model_validate(user)
+    return _with_etag(user, response)
 
 
-@router.get("/me", responses=problem_responses(NotAuthenticated, InvalidToken))
-async def read_me(user: CurrentUser) -> UserRead:
-    """The signed-in user's account."""
-    return UserRead.model_validate(user)
+@router.get("/me", responses=problem_responses(*_AUTH_ERRORS))
+async def read_me(user: CurrentUser, response: Response) -> UserRead:
+    """The signed-in user's account; ``ETag`` carries its version for ``If-Match``."""
+    return _with_etag(user, response)
+
+
+@router.patch("/me", responses=problem_responses(*_AUTH_ERRORS, PreconditionFailed, 422))
+async def update_me(
+    body: UserUpdate, user: CurrentUser, session: DbSession, if_match: IfMatch, response: Response
+) -> UserRead:
+    """Update the profile; send ``If-Match`` with the ``ETag`` read to avoid lost updates."""
+    updated = await account.update_profile(
+        session, user=user, full_name=body.full_name, if_match=if_match
+    )
+    return _with_etag(updated, response)
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(*_AUTH_ERRORS, WrongPassword, 422),
+)
+async def delete_me(
+    body: PasswordConfirmation, user: CurrentUser, session: DbSession, ctx: Identity
+) -> None:
+    """Delete the account (the password is required); every session ends at once."""
+    await account.delete(session, ctx, user=user, password=body.password)

@@ -1,0 +1,70 @@
+"""``/auth``: email verification and password reset through emailed links."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from servicekit.errors import problem_responses
+from user_service.deps import DbSession, Identity
+from user_service.errors import InvalidOrExpiredLink, PasswordPolicyViolation
+from user_service.schemas.account import (
+    EmailLinkRequest,
+    LinkRequested,
+    PasswordResetConfirm,
+    VerifyEmailConfirm,
+)
+from user_service.schemas.user import UserRead
+from user_service.services.account_recovery import account_recovery
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+@router.post(
+    "/verify-email/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(422),
+)
+async def request_email_verification(
+    body: EmailLinkRequest, session: DbSession, ctx: Identity
+) -> LinkRequested:
+    """Mail a verification link; the answer is the same whether or not the address is
+    registered (or already verified)."""
+    await account_recovery.request_verification(session, ctx, email=body.email)
+    return LinkRequested()
+
+
+@router.post("/verify-email/confirm", responses=problem_responses(InvalidOrExpiredLink, 422))
+async def confirm_email_verification(
+    body: VerifyEmailConfirm, session: DbSession, ctx: Identity
+) -> UserRead:
+    """Redeem a verification link's token; returns the now verified account."""
+    user = await account_recovery.confirm_verification(session, ctx, token=body.token)
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(422),
+)
+async def request_password_reset(
+    body: EmailLinkRequest, session: DbSession, ctx: Identity
+) -> LinkRequested:
+    """Mail a password-reset link; the answer is the same whether or not the address is
+    registered."""
+    await account_recovery.request_password_reset(session, ctx, email=body.email)
+    return LinkRequested()
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(InvalidOrExpiredLink, PasswordPolicyViolation, 422),
+)
+async def confirm_password_reset(
+    body: PasswordResetConfirm, session: DbSession, ctx: Identity
+) -> None:
+    """Set a new password with a reset link's token; every session of the account ends."""
+    await account_recovery.reset_password(
+        session, ctx, token=body.token, new_password=body.new_password
+    )

@@ -1,0 +1,39 @@
+"""Email verification and password-reset payloads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class EmailLinkRequest(BaseModel):
+    """Ask for a verification or password-reset link to be mailed to ``email``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class LinkRequested(BaseModel):
+    """The one answer to a link request, whether or not the address has an account."""
+
+    status: Literal["accepted"] = "accepted"
+    detail: str = "If an account uses this address, an email with a link is on its way."
+
+
+class VerifyEmailConfirm(BaseModel):
+    """The token from a verification link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=16, max_length=256, repr=False)
+
+
+class PasswordResetConfirm(BaseModel):
+    """The token from a reset link and the new password (policy checked by the service)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=16, max_length=256, repr=False)
+    new_password: str = Field(min_length=1, max_length=1024, repr=False)

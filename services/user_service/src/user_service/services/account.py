@@ -1,0 +1,75 @@
+"""The signed-in user's own account: profile edits, password change, deletion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.logging import get_logger
+from user_service.errors import WrongPassword
+from user_service.models import User
+from user_service.repositories import UserRepository
+from user_service.services.context import IdentityContext
+from user_service.services.preconditions import check_version
+from user_service.services.revocation import revoke_sessions
+
+log = get_logger(__name__)
+
+
+class AccountService:
+    """Rules for a user acting on their own account; never commits."""
+
+    async def update_profile(
+        self,
+        session: AsyncSession,
+        *,
+        user: User,
+        full_name: str | None,
+        if_match: Collection[int] | None,
+    ) -> User:
+        """Change profile fields; the version column catches concurrent writers (412)."""
+        check_version(user, if_match)
+        if full_name is not None:
+            user.full_name = full_name
+        await UserRepository.from_session(session).flush()
+        return user
+
+    async def change_password(
+        self,
+        session: AsyncSession,
+        ctx: IdentityContext,
+        *,
+        user: User,
+        current_password: str,
+        new_password: str,
+        current_session_id: uuid.UUID,
+    ) -> None:
+        """Set a new password and sign out every other session."""
+        await self._confirm_password(ctx, user, current_password)
+        ctx.hasher.check_policy(new_password, email=user.email)
+        user.password_hash = await ctx.hasher.hash(new_password)
+        await UserRepository.from_session(session).flush()
+        await revoke_sessions(
+            session, ctx, user_id=user.id, reason="password_changed", except_id=current_session_id
+        )
+        log.info("user.password_changed", user_id=str(user.id))
+
+    async def delete(
+        self, session: AsyncSession, ctx: IdentityContext, *, user: User, password: str
+    ) -> None:
+        """Delete the account after re-checking the password; its tokens stop working."""
+        await self._confirm_password(ctx, user, password)
+        # Revoke first: the ids must reach the denylist before the rows cascade away.
+        await revoke_sessions(session, ctx, user_id=user.id, reason="account_deleted")
+        await UserRepository.from_session(session).delete(user)
+        log.info("user.deleted", user_id=str(user.id))
+
+    async def _confirm_password(self, ctx: IdentityContext, user: User, password: str) -> None:
+        valid, _ = await ctx.hasher.verify(password, user.password_hash)
+        if not valid:
+            raise WrongPassword
+
+
+account = AccountService()

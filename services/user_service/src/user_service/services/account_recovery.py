@@ -1,0 +1,180 @@
+"""Email verification and password reset through single-use emailed links.
+
+A link carries 256 random bits; only their SHA-256 is stored, with the purpose, the address
+the link went to and an expiry. Confirming takes a row lock and marks the token used in the
+same transaction, so a token works once even when two confirmations race; a new request
+replaces the user's earlier tokens of that purpose.
+
+The request steps answer the same whether or not an address has an account: the mail is
+queued only after commit and delivered in the background (see ``user_service.email``), so
+neither the answer nor its timing tells which addresses are registered.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.db import on_commit
+from servicekit.logging import get_logger
+from servicekit.orm import utcnow
+from user_service.email import OutgoingEmail
+from user_service.errors import InvalidOrExpiredLink
+from user_service.models import EmailToken, TokenPurpose, User
+from user_service.repositories import EmailTokenRepository, UserRepository
+from user_service.security import normalize_email
+from user_service.services.context import IdentityContext
+from user_service.services.revocation import revoke_sessions
+from user_service.tokens import hash_token, new_opaque_token
+
+log = get_logger(__name__)
+
+VERIFY_EMAIL_PATH = "/verify-email"
+RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 - a path, not a password
+
+
+class AccountRecoveryService:
+    """Issues and redeems emailed tokens; never commits."""
+
+    async def request_verification(
+        self, session: AsyncSession, ctx: IdentityContext, *, email: str
+    ) -> None:
+        """Mail a verification link to an active, unverified account with this address;
+        do nothing otherwise (the caller answers the same either way)."""
+        user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
+        if user is None or not user.is_active or user.is_verified:
+            return
+        minutes = ctx.settings.email.verification_ttl_minutes
+        token = await self._issue(session, user, TokenPurpose.VERIFY_EMAIL, minutes)
+        link = _link(ctx, VERIFY_EMAIL_PATH, token)
+        text = (
+            "Please confirm your email address by opening this link:\n\n"
+            f"{link}\n\n"
+            f"The link is valid for {_duration(minutes)} and works once. "
+            "If you did not create an account, ignore this email.\n"
+        )
+        _mail_after_commit(
+            session,
+            ctx,
+            OutgoingEmail(
+                to=user.email,
+                subject="Confirm your email address",
+                text=text,
+                kind=TokenPurpose.VERIFY_EMAIL.value,
+                link=link,
+            ),
+        )
+
+    async def confirm_verification(
+        self, session: AsyncSession, ctx: IdentityContext, *, token: str
+    ) -> User:
+        """Mark the token's user verified; raises :class:`InvalidOrExpiredLink`."""
+        user = await self._redeem(session, token, TokenPurpose.VERIFY_EMAIL)
+        user.is_verified = True
+        await session.flush()
+        log.info("user.email_verified", user_id=str(user.id))
+        return user
+
+    async def request_password_reset(
+        self, session: AsyncSession, ctx: IdentityContext, *, email: str
+    ) -> None:
+        """Mail a reset link to an active account with this address; do nothing otherwise."""
+        user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
+        if user is None or not user.is_active:
+            return
+        minutes = ctx.settings.email.password_reset_ttl_minutes
+        token = await self._issue(session, user, TokenPurpose.PASSWORD_RESET, minutes)
+        link = _link(ctx, RESET_PASSWORD_PATH, token)
+        text = (
+            "Someone, hopefully you, asked to reset the password of your account. "
+            "Choose a new password here:\n\n"
+            f"{link}\n\n"
+            f"The link is valid for {_duration(minutes)} and works once; using it signs "
+            "you out on every device. If you did not ask for this, ignore this email: "
+            "your password stays unchanged.\n"
+        )
+        _mail_after_commit(
+            session,
+            ctx,
+            OutgoingEmail(
+                to=user.email,
+                subject="Reset your password",
+                text=text,
+                kind=TokenPurpose.PASSWORD_RESET.value,
+                link=link,
+            ),
+        )
+
+    async def reset_password(
+        self, session: AsyncSession, ctx: IdentityContext, *, token: str, new_password: str
+    ) -> None:
+        """Set a new password and revoke every session of the user.
+
+        Raises :class:`InvalidOrExpiredLink` or ``PasswordPolicyViolation``; the latter rolls
+        the transaction back, so the token stays usable for a better password.
+        """
+        user = await self._redeem(session, token, TokenPurpose.PASSWORD_RESET)
+        ctx.hasher.check_policy(new_password, email=user.email)
+        user.password_hash = await ctx.hasher.hash(new_password)
+        await session.flush()
+        await revoke_sessions(session, ctx, user_id=user.id, reason="password_reset")
+        log.info("user.password_reset", user_id=str(user.id))
+
+    async def _issue(
+        self, session: AsyncSession, user: User, purpose: TokenPurpose, ttl_minutes: int
+    ) -> str:
+        """Replace the user's tokens of ``purpose`` with a new one; returns it in clear."""
+        token = new_opaque_token()  # the same opaque 256-bit form as refresh tokens
+        now = utcnow()
+        repo = EmailTokenRepository.from_session(session)
+        await repo.discard(user_id=user.id, purpose=purpose)
+        await repo.add(
+            EmailToken(
+                token_hash=hash_token(token),
+                user_id=user.id,
+                purpose=purpose,
+                email=user.email,
+                created_at=now,
+                expires_at=now + timedelta(minutes=ttl_minutes),
+            )
+        )
+        return token
+
+    async def _redeem(self, session: AsyncSession, token: str, purpose: TokenPurpose) -> User:
+        """Mark the token used and return its user, or raise :class:`InvalidOrExpiredLink`."""
+        record = await EmailTokenRepository.from_session(session).get_locked(
+            hash_token(token), purpose
+        )
+        now = utcnow()
+        if record is None or record.used_at is not None or record.expires_at <= now:
+            raise InvalidOrExpiredLink
+        user = await UserRepository.from_session(session).get(record.user_id)
+        # A changed address voids the link: it must not verify or reset another mailbox.
+        if user is None or not user.is_active or user.email != record.email:
+            raise InvalidOrExpiredLink
+        record.used_at = now
+        return user
+
+
+def _link(ctx: IdentityContext, path: str, token: str) -> str:
+    base = ctx.settings.email.frontend_url.rstrip("/")
+    return f"{base}{path}?{urlencode({'token': token})}"
+
+
+def _duration(minutes: int) -> str:
+    if minutes % 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = minutes // 60
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def _mail_after_commit(session: AsyncSession, ctx: IdentityContext, message: OutgoingEmail) -> None:
+    async def send() -> None:
+        await ctx.email_sender.send(message)
+
+    on_commit(session, send)
+
+
+account_recovery = AccountRecoveryService()

@@ -1,0 +1,41 @@
+"""A user's own sessions: list them, revoke one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.orm import utcnow
+from user_service.errors import SessionNotFound
+from user_service.models import Session
+from user_service.repositories import SessionRepository
+from user_service.services.context import IdentityContext
+from user_service.services.revocation import revoke_sessions
+
+
+class SessionService:
+    """Session listing and revocation for the signed-in user."""
+
+    async def list_active(self, session: AsyncSession, *, user_id: uuid.UUID) -> Sequence[Session]:
+        """Unrevoked, unexpired sessions, most recently used first."""
+        return await SessionRepository.from_session(session).list_active(user_id, utcnow())
+
+    async def revoke(
+        self,
+        session: AsyncSession,
+        ctx: IdentityContext,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+    ) -> None:
+        """Revoke one of the user's sessions; another user's id is simply not found."""
+        revoked = await revoke_sessions(
+            session, ctx, user_id=user_id, session_ids=[session_id], reason="revoked_by_user"
+        )
+        if not revoked:
+            raise SessionNotFound
+
+
+sessions = SessionService()

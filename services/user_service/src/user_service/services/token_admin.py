@@ -1,0 +1,115 @@
+"""RFC 7009 token revocation and RFC 7662 token introspection."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.auth import Authenticator, InvalidToken
+from servicekit.orm import utcnow
+from user_service.errors import InvalidClient
+from user_service.models import Session
+from user_service.repositories import SessionRepository
+from user_service.services.context import IdentityContext
+from user_service.services.revocation import revoke_sessions
+from user_service.tokens import hash_token
+
+REFRESH_HINT = "refresh_token"
+
+
+class TokenAdminService:
+    """Revocation for clients, introspection for other services; never commits."""
+
+    async def revoke(
+        self,
+        session: AsyncSession,
+        ctx: IdentityContext,
+        authenticator: Authenticator,
+        *,
+        token: str,
+        hint: str | None,
+    ) -> None:
+        """Revoke the session behind a refresh or access token. Unknown tokens are ignored
+        (RFC 7009 §2.2: the answer is the same, so it reveals nothing)."""
+        record = await self._refresh_session(session, token)
+        if record is not None:
+            await revoke_sessions(
+                session, ctx, user_id=record.user_id, session_ids=[record.id], reason="revoked"
+            )
+            return
+        if hint == REFRESH_HINT:
+            return
+        try:
+            principal = await authenticator.verifier.verify(token)
+        except InvalidToken:
+            return
+        await revoke_sessions(
+            session,
+            ctx,
+            user_id=principal.user_id,
+            session_ids=[principal.session_id],
+            reason="revoked",
+        )
+
+    async def introspect(
+        self,
+        session: AsyncSession,
+        ctx: IdentityContext,
+        authenticator: Authenticator,
+        *,
+        client_id: str | None,
+        client_secret: str | None,
+        token: str,
+        hint: str | None,
+    ) -> dict[str, Any]:
+        """What the token is and whether it is active, for an authenticated service."""
+        self._authenticate_client(ctx, client_id, client_secret)
+        if hint != REFRESH_HINT:
+            try:
+                principal = await authenticator.authenticate(token)
+            except InvalidToken:
+                pass
+            else:
+                return {
+                    "active": True,
+                    "token_type": "access_token",
+                    "sub": str(principal.user_id),
+                    "sid": str(principal.session_id),
+                    "scope": " ".join(sorted(principal.scopes)),
+                    "exp": int(principal.expires_at.timestamp()),
+                    "jti": principal.token_id,
+                    "iss": ctx.settings.jwt.issuer,
+                    "aud": ctx.settings.jwt.audience,
+                    "client_id": client_id,
+                }
+        record = await self._refresh_session(session, token)
+        if record is None or record.revoked_at is not None or record.expires_at <= utcnow():
+            return {"active": False}
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "sub": str(record.user_id),
+            "sid": str(record.id),
+            "exp": int(record.expires_at.timestamp()),
+            "iss": ctx.settings.jwt.issuer,
+            "client_id": client_id,
+        }
+
+    async def _refresh_session(self, session: AsyncSession, token: str) -> Session | None:
+        return await SessionRepository.from_session(session).get_by_refresh_hash(
+            hash_token(token), lock=False
+        )
+
+    def _authenticate_client(
+        self, ctx: IdentityContext, client_id: str | None, client_secret: str | None
+    ) -> None:
+        expected = ctx.settings.introspection.clients.get(client_id or "")
+        if expected is None or client_secret is None:
+            raise InvalidClient
+        if not hmac.compare_digest(expected.get_secret_value().encode(), client_secret.encode()):
+            raise InvalidClient
+
+
+token_admin = TokenAdminService()

@@ -1,0 +1,103 @@
+"""Races with real concurrent transactions (no shared test session)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from ..conftest import PASSWORD, bearer, live_email, login
+
+pytestmark = pytest.mark.integration
+
+
+async def _register(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    return await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+
+
+class TestRaces:
+    async def test_twenty_concurrent_registrations_create_one_user(
+        self, live_client: httpx.AsyncClient
+    ) -> None:
+        email = live_email()
+        responses = await asyncio.gather(*(_register(live_client, email) for _ in range(20)))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [201] + [409] * 19, statuses
+        assert all(
+            r.json()["error"] == "email_already_registered"
+            for r in responses
+            if r.status_code == 409
+        )
+
+    async def test_parallel_refreshes_in_the_grace_window_share_one_successor(
+        self, live_client: httpx.AsyncClient
+    ) -> None:
+        email = live_email()
+        assert (await _register(live_client, email)).status_code == 201
+        tokens = await login(live_client, email)
+        body = {"refresh_token": tokens["refresh_token"]}
+        responses = await asyncio.gather(
+            *(live_client.post("/api/v1/auth/refresh", json=body) for _ in range(8))
+        )
+        assert [r.status_code for r in responses] == [200] * 8
+        successors = {r.json()["refresh_token"] for r in responses}
+        assert len(successors) == 1
+        # And the successor is live: it rotates once more.
+        again = await live_client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": successors.pop()}
+        )
+        assert again.status_code == 200
+
+    async def test_logout_racing_refresh_never_500s(self, live_client: httpx.AsyncClient) -> None:
+        email = live_email()
+        assert (await _register(live_client, email)).status_code == 201
+        tokens = await login(live_client, email)
+        logout, refresh = await asyncio.gather(
+            live_client.post("/api/v1/auth/logout", headers=bearer(tokens)),
+            live_client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+            ),
+        )
+        assert logout.status_code == 204
+        assert refresh.status_code in {200, 401}
+        if refresh.status_code == 200:  # refreshed first: the logout still ended the session
+            me = await live_client.get("/api/v1/users/me", headers=bearer(refresh.json()))
+            assert me.status_code == 401
+
+
+class TestLoginStorm:
+    async def test_32_parallel_logins_do_not_stall_the_event_loop(
+        self, live_client: httpx.AsyncClient
+    ) -> None:
+        email = live_email()
+        assert (await _register(live_client, email)).status_code == 201
+        latencies: list[float] = []
+        storm_done = asyncio.Event()
+
+        async def probe() -> None:
+            while not storm_done.is_set():
+                started = time.perf_counter()
+                response = await live_client.get("/health/live")
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200
+                await asyncio.sleep(0.01)
+
+        async def storm() -> list[httpx.Response]:
+            try:
+                return await asyncio.gather(
+                    *(
+                        live_client.post(
+                            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+                        )
+                        for _ in range(32)
+                    )
+                )
+            finally:
+                storm_done.set()
+
+        responses, _ = await asyncio.gather(storm(), probe())
+        assert all(r.status_code == 200 for r in responses)
+        assert len(latencies) >= 5
+        assert max(latencies) < 0.1, f"slowest /health/live during the storm: {max(latencies):.3f}s"
