@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from sqlalchemy import inspect
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from user_service.models import Base
@@ -23,3 +27,19 @@ class TestMigrations:
     def test_migrations_are_reversible(self, alembic_config: Config) -> None:
         command.downgrade(alembic_config, "base")
         command.upgrade(alembic_config, "head")
+
+    async def test_models_and_migrations_do_not_drift(self, db_engine: AsyncEngine) -> None:
+        def diff(connection: Connection) -> list[Any]:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            changes: list[Any] = compare_metadata(context, Base.metadata)
+            return changes
+
+        async with db_engine.connect() as conn:
+            changes = await conn.run_sync(diff)
+        # Tables of other test suites sharing the run's database are not ours to compare.
+        ours = [
+            c
+            for c in changes
+            if not (c[0] == "remove_table" and c[1].name not in Base.metadata.tables)
+        ]
+        assert ours == []

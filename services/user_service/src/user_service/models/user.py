@@ -6,7 +6,7 @@ import uuid
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, Enum, Integer, String, Uuid
+from sqlalchemy import Boolean, Enum, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from servicekit.orm import TimestampMixin
@@ -44,4 +44,5 @@ class User(TimestampMixin, Base):
         back_populates="user", lazy="raise", passive_deletes=True
     )
 
+    __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API

@@ -59,7 +59,9 @@ class AuthService:
         client: ClientInfo,
     ) -> TokenPair:
         """Check the credentials and open a session; unknown emails cost the same time."""
-        user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
+        user = await UserRepository.from_session(session).get_by_email(
+            normalize_email(email), share_lock=True
+        )
         if user is None:
             await ctx.hasher.verify_dummy(password)
             metrics.auth_failures().labels("unknown_email").inc()

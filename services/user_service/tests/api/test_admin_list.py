@@ -1,0 +1,165 @@
+"""Admin API: scope guard and cursor listing with filters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from user_service.models import Role
+
+from ..conftest import register
+from .conftest import PROBLEM, Account, _assert_problem, _ids, _set, account
+
+pytestmark = pytest.mark.integration
+
+
+class TestAccess:
+    async def test_a_user_without_the_admin_scope_gets_403(
+        self, client: httpx.AsyncClient, db_session: AsyncSession
+    ) -> None:
+        user = await account(client, db_session)
+        target = f"/api/v1/users/{user.id}"
+        for response in [
+            await client.get("/api/v1/users", headers=user.headers),
+            await client.get(target, headers=user.headers),
+            await client.patch(target, json={"role": "admin"}, headers=user.headers),
+            await client.delete(target, headers=user.headers),
+        ]:
+            _assert_problem(response, 403, "insufficient_scope")
+            assert response.headers["www-authenticate"] == (
+                'Bearer error="insufficient_scope", scope="admin"'
+            )
+        assert (await client.get("/api/v1/users/me", headers=user.headers)).json()["role"] == "user"
+
+    async def test_no_token_is_401(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/v1/users")
+        _assert_problem(response, 401, "not_authenticated")
+        assert response.headers["www-authenticate"] == "Bearer"
+        _assert_problem(
+            await client.delete(f"/api/v1/users/{uuid.uuid4()}"), 401, "not_authenticated"
+        )
+
+    async def test_admin_tokens_carry_the_admin_scope(self, admin: Account) -> None:
+        assert admin.tokens["scope"] == "user admin"
+
+
+class TestList:
+    async def test_pages_yield_every_user_once_newest_first(
+        self, client: httpx.AsyncClient, admin: Account, prefix: str
+    ) -> None:
+        created = [(await register(client, f"{prefix}{i}@example.com"))["id"] for i in range(5)]
+        seen: list[str] = []
+        sizes: list[int] = []
+        params: dict[str, Any] = {"email_prefix": prefix, "limit": 2}
+        while True:
+            response = await client.get("/api/v1/users", params=params, headers=admin.headers)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            sizes.append(len(body["items"]))
+            seen += [item["id"] for item in body["items"]]
+            if body["next_cursor"] is None:
+                break
+            params["cursor"] = body["next_cursor"]
+        assert sizes == [2, 2, 1]
+        assert seen == created[::-1]
+
+    async def test_ascending_order_and_default_limit(
+        self, client: httpx.AsyncClient, admin: Account, prefix: str
+    ) -> None:
+        created = [(await register(client, f"{prefix}{i}@example.com"))["id"] for i in range(3)]
+        first = await client.get(
+            "/api/v1/users",
+            params={"email_prefix": prefix, "sort": "created_at", "limit": 2},
+            headers=admin.headers,
+        )
+        body = first.json()
+        rest = await _ids(
+            client, admin, email_prefix=prefix, sort="created_at", cursor=body["next_cursor"]
+        )
+        assert [item["id"] for item in body["items"]] + rest == created
+        assert await _ids(client, admin, email_prefix=prefix) == created[::-1]
+
+    async def test_filters_work_alone_and_combined(
+        self,
+        client: httpx.AsyncClient,
+        db_session: AsyncSession,
+        admin: Account,
+        prefix: str,
+    ) -> None:
+        plain = (await register(client, f"{prefix}plain@example.com"))["id"]
+        verified = (await register(client, f"{prefix}verified@example.com"))["id"]
+        inactive = (await register(client, f"{prefix}inactive@example.com"))["id"]
+        boss = (await register(client, f"{prefix}boss@example.com"))["id"]
+        await _set(db_session, verified, is_verified=True)
+        await _set(db_session, inactive, is_active=False)
+        await _set(db_session, boss, role=Role.ADMIN, is_verified=True)
+
+        async def ids(**params: Any) -> set[str]:
+            return set(await _ids(client, admin, email_prefix=prefix, **params))
+
+        assert await ids() == {plain, verified, inactive, boss}
+        assert await ids(is_verified=True) == {verified, boss}
+        assert await ids(is_verified=False) == {plain, inactive}
+        assert await ids(is_active=False) == {inactive}
+        assert await ids(is_active=True) == {plain, verified, boss}
+        assert await ids(role="admin") == {boss}
+        assert await ids(role="user", is_verified=True) == {verified}
+        assert await ids(role="user", is_active=True, is_verified=False) == {plain}
+        assert set(await _ids(client, admin, email_prefix=prefix.upper() + "V")) == {verified}
+        assert await _ids(client, admin, email_prefix=prefix + "nobody") == []
+
+    async def test_like_wildcards_in_the_prefix_match_literally(
+        self, client: httpx.AsyncClient, admin: Account, prefix: str
+    ) -> None:
+        percent = (await register(client, f"{prefix}a%b@example.com"))["id"]
+        underscore = (await register(client, f"{prefix}a_b@example.com"))["id"]
+        other = (await register(client, f"{prefix}axb@example.com"))["id"]
+        assert await _ids(client, admin, email_prefix=f"{prefix}a%") == [percent]
+        assert await _ids(client, admin, email_prefix=f"{prefix}a_") == [underscore]
+        assert await _ids(client, admin, email_prefix=f"{prefix}ax") == [other]
+        assert await _ids(client, admin, email_prefix=f"{prefix[:-1]}%") == []
+
+    @pytest.mark.parametrize(
+        "params",
+        [{"limit": 101}, {"limit": 0}, {"sort": "email"}, {"role": "root"}, {"email_prefix": ""}],
+    )
+    async def test_invalid_parameters_are_422(
+        self, client: httpx.AsyncClient, admin: Account, params: dict[str, Any]
+    ) -> None:
+        response = await client.get("/api/v1/users", params=params, headers=admin.headers)
+        _assert_problem(response, 422, "validation_error")
+
+    async def test_limit_100_is_allowed(self, client: httpx.AsyncClient, admin: Account) -> None:
+        response = await client.get("/api/v1/users?limit=100", headers=admin.headers)
+        assert response.status_code == 200
+
+    @pytest.mark.parametrize("cursor", ["garbage!", "eyJ4IjoxfQ", "x" * 600])
+    async def test_a_bad_cursor_is_a_problem(
+        self, client: httpx.AsyncClient, admin: Account, cursor: str
+    ) -> None:
+        response = await client.get(
+            "/api/v1/users", params={"cursor": cursor}, headers=admin.headers
+        )
+        assert response.status_code in {400, 422}
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["error"] in {"invalid_cursor", "validation_error"}
+
+    async def test_a_cursor_from_the_other_sort_is_invalid(
+        self, client: httpx.AsyncClient, admin: Account, prefix: str
+    ) -> None:
+        for i in range(2):
+            await register(client, f"{prefix}{i}@example.com")
+        page = await client.get(
+            "/api/v1/users", params={"email_prefix": prefix, "limit": 1}, headers=admin.headers
+        )
+        cursor = page.json()["next_cursor"]
+        response = await client.get(
+            "/api/v1/users",
+            params={"email_prefix": prefix, "sort": "created_at", "cursor": cursor},
+            headers=admin.headers,
+        )
+        _assert_problem(response, 400, "invalid_cursor")
