@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -11,7 +12,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
 from servicekit.app import create_app as create_service_app
-from servicekit.auth import CurrentPrincipal, Principal, jwks_auth, require_scopes
+from servicekit.auth import CurrentPrincipal, Principal, RemoteJWKS, jwks_auth, require_scopes
 from servicekit.settings import ServiceSettings
 from servicekit.testing import app_client
 from user_service.config import UserServiceSettings
@@ -100,3 +101,24 @@ class TestResourceService:
         assert (await orders.get("/whoami")).status_code == 401
         response = await orders.get("/whoami", headers={"Authorization": "Bearer a.b.c"})
         assert response.status_code == 401
+
+
+class TestRemoteJwks:
+    async def test_unknown_kids_refetch_at_most_once_per_interval(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        keys = RemoteJWKS(
+            "http://test/.well-known/jwks.json", client=client, refetch_interval_s=0.3
+        )
+        jwks = (await client.get("/.well-known/jwks.json")).json()
+        kid = jwks["keys"][0]["kid"]
+        assert await keys.get(kid) is not None
+        assert keys.fetch_count == 1
+        for _ in range(5):  # a flood of garbage kids costs no extra fetch
+            assert await keys.get("rotated-in-later") is None
+        assert keys.fetch_count == 1
+        await asyncio.sleep(0.35)
+        assert await keys.get("rotated-in-later") is None
+        assert keys.fetch_count == 2
+        assert await keys.get(kid) is not None
+        assert keys.fetch_count == 2
