@@ -18,7 +18,7 @@ from servicekit.migrations import alembic_config as make_alembic_config
 from servicekit.settings import DatabaseSettings, Environment, RedisSettings
 from servicekit.testing import Backends, app_client, override_db_session
 from user_service.cli import MIGRATIONS
-from user_service.config import UserServiceSettings
+from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
 from user_service.models import User
 
@@ -39,8 +39,12 @@ def migrated_database(alembic_config: Config) -> None:
 def settings(
     servicekit_backends: Backends, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> UserServiceSettings:
+    # Hundreds of tests register and sign in from one address: limits are switched on by
+    # the tests about them (see tests/api/test_rate_limits.py).
+    rate_limit = default_rate_limits().model_copy(update={"enabled": False})
     return UserServiceSettings(
         environment=Environment.TEST,
+        rate_limit=rate_limit,
         data_dir=tmp_path_factory.mktemp("user-service-data"),
         database=DatabaseSettings(url=database_url),
         redis=RedisSettings(

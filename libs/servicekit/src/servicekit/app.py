@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 
 from servicekit import tracing
-from servicekit.db import create_engine, create_sessionmaker
+from servicekit.client_ip import parse_networks
+from servicekit.db import SessionHook, create_engine, create_sessionmaker
 from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.errors import install_error_handlers
 from servicekit.health import Readiness, database_check, health_router, redis_check
@@ -21,11 +22,13 @@ from servicekit.logging import configure_logging, get_logger
 from servicekit.metrics import metrics_router
 from servicekit.middleware import (
     BodySizeLimitMiddleware,
+    RateLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
     TrustedHostMiddleware,
 )
 from servicekit.problem import Problem
+from servicekit.rate_limit import RateLimiter
 from servicekit.redis import create_redis
 from servicekit.settings import ServiceSettings
 
@@ -43,6 +46,9 @@ class AppState(TypedDict):
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
     readiness: Readiness
+    rate_limiter: RateLimiter
+    #: Hooks run on every request's database session (see ``servicekit.db.SessionHook``).
+    session_hooks: list[SessionHook]
     #: Set by an auth start-up hook (``servicekit.auth.jwks_auth`` or the issuing service).
     auth: NotRequired[Authenticator]
 
@@ -97,6 +103,14 @@ def create_app(
                 sessionmaker=create_sessionmaker(engine),
                 redis=redis,
                 readiness=readiness,
+                rate_limiter=RateLimiter(
+                    redis,
+                    settings.rate_limit.effective_rules(),
+                    namespace=settings.service_name,
+                    key_prefix=settings.redis.key_prefix,
+                    enabled=settings.rate_limit.enabled,
+                ),
+                session_hooks=[],
             )
             for hook in on_startup:
                 cleanup = await hook(state)
@@ -145,6 +159,11 @@ def create_app(
             allow_credentials=True,
             max_age=600,
         )
+    app.add_middleware(
+        RateLimitMiddleware,
+        trusted_proxies=parse_networks(settings.http.trusted_proxies),
+        api_prefix=settings.rate_limit.api_prefix,
+    )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.http.trusted_hosts)
     app.add_middleware(RequestContextMiddleware, access_log=settings.logging.access_log)
     # Outermost, so even the last-resort 500 of RequestContextMiddleware carries them.

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicekit import metrics
@@ -30,6 +31,10 @@ from servicekit.logging import get_logger
 from servicekit.settings import ServiceSettings
 
 AfterCommit = Callable[[], Awaitable[None]]
+#: Called with every request's session before use (e.g. to watch flushes for a cache).
+SessionHook = Callable[[AsyncSession], None]
+#: ``request.state`` key of the service's session hooks (a list set at start-up).
+SESSION_HOOKS = "session_hooks"
 #: Execution option / ``Connection.info`` key overriding SQLite's ``BEGIN IMMEDIATE`` with a
 #: deferred ``BEGIN``: for read-only work (see :func:`read_only_session`) and the test
 #: plugin's long-lived per-test transaction, which must never hold the write lock idle.
@@ -161,7 +166,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-def on_commit(session: AsyncSession, callback: AfterCommit) -> None:
+def on_commit(session: AsyncSession | Session, callback: AfterCommit) -> None:
     """Run ``callback`` after the session's transaction commits; dropped on rollback."""
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
 
@@ -219,4 +224,12 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
     async with sessionmaker() as session, request_transaction(session):
+        apply_session_hooks(request, session)
         yield session
+
+
+def apply_session_hooks(request: Request, session: AsyncSession) -> None:
+    """Run the service's session hooks (registered in ``state["session_hooks"]``)."""
+    hooks: list[SessionHook] = getattr(request.state, SESSION_HOOKS, [])
+    for hook in hooks:
+        hook(session)

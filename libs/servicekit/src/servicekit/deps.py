@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,6 +10,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db import get_db_session
+from servicekit.middleware.rate_limit import CLIENT_IP, LIMITER, RESULTS
+from servicekit.rate_limit import RateLimiter, RateLimitResult
 from servicekit.settings import ServiceSettings
 
 
@@ -22,6 +25,35 @@ def get_app_settings(request: Request) -> ServiceSettings:
     """The settings the app was built with."""
     settings: ServiceSettings = request.state.settings
     return settings
+
+
+def client_address(request: Request) -> str:
+    """The client's address as resolved by the rate-limit middleware (trusted proxies)."""
+    address: str | None = getattr(request.state, CLIENT_IP, None)
+    if address is None:
+        address = request.client.host if request.client else "unknown"
+    return address
+
+
+async def check_rate_limits(request: Request, checks: Sequence[tuple[str, str]]) -> None:
+    """Consume ``(rule, identity)`` pairs; 429/503 as an ``AppError`` when refused."""
+    limiter: RateLimiter | None = getattr(request.state, LIMITER, None)
+    if limiter is None:
+        return
+    results = await limiter.check(checks)
+    recorded: list[RateLimitResult] | None = getattr(request.state, RESULTS, None)
+    if recorded is not None:
+        recorded.extend(results)
+
+
+def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
+    """A dependency applying ``rules`` to the client's address (``dependencies=[...]``)."""
+
+    async def dependency(request: Request) -> None:
+        ip = client_address(request)
+        await check_rate_limits(request, [(rule, ip) for rule in rules])
+
+    return dependency
 
 
 #: One transaction per request, committed before the response is sent.

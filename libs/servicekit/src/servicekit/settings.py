@@ -74,6 +74,8 @@ class HttpSettings(BaseModel):
     """HTTP edge: CORS, trusted hosts and body limits."""
 
     cors_origins: list[str] = Field(default_factory=list)
+    #: Proxies (addresses or CIDRs) whose X-Forwarded-For / Forwarded headers are believed.
+    trusted_proxies: list[str] = Field(default_factory=list)
     trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "test"])
     max_body_bytes: int = Field(1_048_576, ge=1)
     hsts: bool = False
@@ -104,6 +106,34 @@ class ServerSettings(BaseModel):
     graceful_timeout_s: int = Field(20, ge=0)
 
 
+class RuleSettings(BaseModel):
+    """``limit`` requests per ``period_s`` seconds (bursts up to ``limit``)."""
+
+    limit: int = Field(ge=1)
+    period_s: float = Field(gt=0)
+    #: Authentication rules fail closed when Redis is down (unless settings say otherwise).
+    fail_closed: bool = False
+
+
+class RateLimitSettings(BaseModel):
+    """Rules by name; ``global_ip`` applies to every request under ``api_prefix``."""
+
+    enabled: bool = True
+    api_prefix: str = "/api/"
+    #: When Redis is down, let authentication routes through instead of answering 503.
+    auth_fail_open: bool = False
+    rules: dict[str, RuleSettings] = Field(default_factory=dict)
+
+    def effective_rules(self) -> dict[str, RuleSettings]:
+        """The rules with ``auth_fail_open`` applied."""
+        if not self.auth_fail_open:
+            return dict(self.rules)
+        return {
+            name: rule.model_copy(update={"fail_closed": False})
+            for name, rule in self.rules.items()
+        }
+
+
 class ServiceSettings(BaseSettings):
     """Base settings; subclass per service and set ``model_config['env_prefix']``."""
 
@@ -129,6 +159,7 @@ class ServiceSettings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()
     server: ServerSettings = ServerSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
 
     # Platform-wide variables without the service prefix; folded into the groups below.
     database_url: str | None = Field(None, validation_alias="DATABASE_URL", exclude=True)

@@ -10,7 +10,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.settings import EXTERNAL_SECRET, ServiceSettings
+from servicekit.lockout import LockoutSettings
+from servicekit.settings import EXTERNAL_SECRET, RateLimitSettings, RuleSettings, ServiceSettings
 
 
 class JwtSettings(BaseModel):
@@ -87,6 +88,33 @@ class EmailSettings(BaseModel):
     smtp: SmtpSettings = SmtpSettings()
 
 
+class CacheSettings(BaseModel):
+    """Cache-aside of user reads in Redis."""
+
+    enabled: bool = True
+    user_ttl_s: float = Field(300.0, gt=0)
+    #: "No such user" is remembered briefly so unknown ids do not hammer the database.
+    negative_ttl_s: float = Field(5.0, gt=0)
+
+
+def default_rate_limits() -> RateLimitSettings:
+    """Per-IP and per-account limits; authentication routes fail closed without Redis."""
+    auth = {"fail_closed": True}
+    return RateLimitSettings(
+        rules={
+            "global_ip": RuleSettings(limit=1200, period_s=60),
+            "login_ip": RuleSettings(limit=30, period_s=60, **auth),
+            "login_account": RuleSettings(limit=10, period_s=60, **auth),
+            "register_ip": RuleSettings(limit=20, period_s=3600, **auth),
+            "refresh_session": RuleSettings(limit=30, period_s=60, **auth),
+            "password_reset_ip": RuleSettings(limit=10, period_s=3600, **auth),
+            "password_reset_email": RuleSettings(limit=5, period_s=3600, **auth),
+            "verify_email_ip": RuleSettings(limit=10, period_s=3600, **auth),
+            "verify_email_email": RuleSettings(limit=5, period_s=3600, **auth),
+        }
+    )
+
+
 class UserServiceSettings(ServiceSettings):
     """Environment variables use the ``USER_SERVICE_`` prefix and ``__`` for groups,
     e.g. ``USER_SERVICE_DATABASE__POOL_SIZE=20``; ``DATABASE_URL``, ``REDIS_URL``, ``HOST``,
@@ -99,6 +127,9 @@ class UserServiceSettings(ServiceSettings):
     password: PasswordSettings = PasswordSettings()
     introspection: IntrospectionSettings = IntrospectionSettings()
     email: EmailSettings = EmailSettings()
+    cache: CacheSettings = CacheSettings()
+    lockout: LockoutSettings = LockoutSettings()
+    rate_limit: RateLimitSettings = Field(default_factory=default_rate_limits)
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

@@ -9,11 +9,13 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBear
 
 from servicekit.auth import Authenticator, InvalidToken, Principal, require_scopes
 from servicekit.auth.deps import authenticate_token, get_authenticator
-from servicekit.deps import DbSession, RedisClient
+from servicekit.deps import DbSession, RedisClient, client_address
 from user_service.models import User
+from user_service.schemas.user import UserSnapshot
 from user_service.services.auth import ClientInfo
 from user_service.services.context import IdentityContext
 from user_service.services.user import users
+from user_service.services.user_cache import get_user_snapshot
 
 _oauth2 = OAuth2PasswordBearer(
     tokenUrl="/api/v1/auth/login",
@@ -54,11 +56,20 @@ async def get_current_user(
 
 
 def get_client_info(request: Request) -> ClientInfo:
-    """The caller's user agent and address, recorded on new sessions."""
-    return ClientInfo(
-        user_agent=request.headers.get("user-agent"),
-        ip=request.client.host if request.client else None,
-    )
+    """The caller's user agent and address (trusted-proxy aware), recorded on new sessions."""
+    return ClientInfo(user_agent=request.headers.get("user-agent"), ip=client_address(request))
+
+
+async def get_current_snapshot(
+    session: DbSession,
+    ctx: Annotated[IdentityContext, Depends(get_identity)],
+    principal: Annotated[Principal, Depends(get_current_principal)],
+) -> UserSnapshot:
+    """The principal's user through the cache (the hot read path)."""
+    snapshot = await get_user_snapshot(session, ctx.user_cache, principal.user_id)
+    if snapshot is None or not snapshot.is_active:
+        raise InvalidToken("The account of this access token is no longer active.")
+    return snapshot
 
 
 _introspection_client = HTTPBasic(
@@ -106,6 +117,7 @@ IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
+CachedCurrentUser = Annotated[UserSnapshot, Depends(get_current_snapshot)]
 AdminPrincipal = Annotated[
     Principal, Depends(require_scopes("admin", principal_dependency=get_current_principal))
 ]
@@ -113,6 +125,7 @@ Client = Annotated[ClientInfo, Depends(get_client_info)]
 
 __all__ = [
     "AdminPrincipal",
+    "CachedCurrentUser",
     "Client",
     "CurrentPrincipal",
     "CurrentUser",

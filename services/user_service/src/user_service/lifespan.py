@@ -10,13 +10,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.app import AppState
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
+from servicekit.cache import Cache
+from servicekit.lockout import Lockout
 from servicekit.logging import get_logger
 from user_service.config import UserServiceSettings
 from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import load_signing_key, published_jwks
+from user_service.schemas.user import UserSnapshot
 from user_service.security import PasswordHasher
 from user_service.services.context import IdentityContext
 from user_service.services.revocation import DenylistMaintainer, database_revocation_check
+from user_service.services.user_cache import invalidate_user_writes
 from user_service.tokens import TokenIssuer
 
 log = get_logger(__name__)
@@ -47,8 +51,26 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
         hasher=hasher,
         issuer=TokenIssuer(settings.jwt, signing_key),
         denylist=denylist,
+        user_cache=Cache(
+            state["redis"],
+            name="user",
+            model=UserSnapshot,
+            namespace=settings.service_name,
+            key_prefix=settings.redis.key_prefix,
+            ttl_s=settings.cache.user_ttl_s,
+            negative_ttl_s=settings.cache.negative_ttl_s,
+            enabled=settings.cache.enabled,
+        ),
+        lockout=Lockout(
+            state["redis"],
+            settings.lockout,
+            namespace=settings.service_name,
+            key_prefix=settings.redis.key_prefix,
+        ),
+        limiter=state["rate_limiter"],
         email_sender=email_sender,
     )
+    state["session_hooks"].append(invalidate_user_writes(ctx.user_cache))
     verifier = TokenVerifier(
         StaticKeySource(jwks),
         issuer=settings.jwt.issuer,

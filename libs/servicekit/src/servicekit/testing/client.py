@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
-from servicekit.db import get_db_session, request_transaction
+from servicekit.db import apply_session_hooks, get_db_session, request_transaction
 
 
 def override_db_session(app: FastAPI, session: AsyncSession) -> None:
@@ -21,8 +21,9 @@ def override_db_session(app: FastAPI, session: AsyncSession) -> None:
     and runs its after-commit callbacks, so tests see production behaviour.
     """
 
-    async def _session() -> AsyncIterator[AsyncSession]:
+    async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         async with request_transaction(session):
+            apply_session_hooks(request, session)
             yield session
 
     app.dependency_overrides[get_db_session] = _session

@@ -35,7 +35,13 @@ class UserRead(BaseModel):
     updated_at: datetime
 
 
-def user_etag(user: User) -> str:
+class UserSnapshot(UserRead):
+    """What the user cache stores: the public fields and the version (never the hash)."""
+
+    version: int
+
+
+def user_etag(user: User | UserSnapshot) -> str:
     """The strong ``ETag`` of a user: its version, matched by ``If-Match``."""
     return f'"{user.version}"'
 

@@ -43,6 +43,8 @@ class AccountRecoveryService:
     ) -> None:
         """Mail a verification link to an active, unverified account with this address;
         do nothing otherwise (the caller answers the same either way)."""
+        # Limited per address whether or not it is registered: the limit reveals nothing.
+        await ctx.limiter.check([("verify_email_email", normalize_email(email))])
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active or user.is_verified:
             return
@@ -81,6 +83,7 @@ class AccountRecoveryService:
         self, session: AsyncSession, ctx: IdentityContext, *, email: str
     ) -> None:
         """Mail a reset link to an active account with this address; do nothing otherwise."""
+        await ctx.limiter.check([("password_reset_email", normalize_email(email))])
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active:
             return

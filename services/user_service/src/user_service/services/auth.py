@@ -58,19 +58,27 @@ class AuthService:
         password: str,
         client: ClientInfo,
     ) -> TokenPair:
-        """Check the credentials and open a session; unknown emails cost the same time."""
-        user = await UserRepository.from_session(session).get_by_email(
-            normalize_email(email), share_lock=True
-        )
+        """Check the credentials and open a session; unknown emails cost the same time.
+
+        Limits and the lockout are keyed by the address whether or not it is registered,
+        so their answers reveal nothing either.
+        """
+        account = normalize_email(email)
+        await ctx.limiter.check([("login_account", account)])
+        await ctx.lockout.ensure_unlocked(account)
+        user = await UserRepository.from_session(session).get_by_email(account, share_lock=True)
         if user is None:
             await ctx.hasher.verify_dummy(password)
             metrics.auth_failures().labels("unknown_email").inc()
+            await ctx.lockout.record_failure(account)
             raise InvalidCredentials
         valid, new_hash = await ctx.hasher.verify(password, user.password_hash)
         if not valid or not user.is_active:
             metrics.auth_failures().labels("wrong_password" if not valid else "inactive").inc()
             log.info("user.login.failed", user_id=str(user.id))
+            await ctx.lockout.record_failure(account)
             raise InvalidCredentials
+        await ctx.lockout.clear(account)
         if new_hash is not None:  # parameters changed or an imported bcrypt hash
             user.password_hash = new_hash
         refresh_token = new_opaque_token()
@@ -107,6 +115,7 @@ class AuthService:
         now = utcnow()
         current = await repo.get_by_refresh_hash(token_hash, lock=True)
         if current is not None:
+            await ctx.limiter.check([("refresh_session", str(current.id))])
             user = await self._usable(session, current, now)
             await repo.add_rotated(token_hash, current.id, now)
             current.refresh_token_hash = hash_token(successor)
@@ -123,6 +132,7 @@ class AuthService:
             raise InvalidGrant
         grace = timedelta(seconds=ctx.settings.jwt.refresh_grace_seconds)
         if now - rotated.rotated_at <= grace and record.refresh_token_hash == hash_token(successor):
+            await ctx.limiter.check([("refresh_session", str(record.id))])
             user = await self._usable(session, record, now)
             return self._pair(ctx, user, record, successor)
 

@@ -5,20 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from servicekit.auth import SessionDenylist
+from servicekit.cache import Cache
+from servicekit.lockout import Lockout
+from servicekit.rate_limit import RateLimiter
 from user_service.config import UserServiceSettings
 from user_service.email import ConsoleEmailSender, EmailSender
+from user_service.schemas.user import UserSnapshot
 from user_service.security import PasswordHasher
 from user_service.tokens import TokenIssuer
 
 
 @dataclass
 class IdentityContext:
-    """Settings, password hasher, token issuer and the revocation list."""
+    """Settings, hasher, token issuer, revocation list, user cache, lockout and limits."""
 
     settings: UserServiceSettings
     hasher: PasswordHasher
     issuer: TokenIssuer
     denylist: SessionDenylist
+    user_cache: Cache[UserSnapshot]
+    lockout: Lockout
+    limiter: RateLimiter
     #: Set when a denylist write failed; the maintainer rebuilds the list from PostgreSQL.
     denylist_dirty: bool = field(default=False)
     #: Delivers verification and reset mail (the lifespan sets the configured backend).

@@ -2,7 +2,8 @@
 
 The :class:`DenylistMaintainer` keeps the Redis list complete: it rebuilds it from
 PostgreSQL at start-up, when the list's sentinel disappears (Redis restarted or flushed)
-and after a failed write, checking once a second.
+and after a failed write, checking once a second; the same loop retries cache
+invalidations that failed while Redis was away.
 """
 
 from __future__ import annotations
@@ -87,9 +88,11 @@ class DenylistMaintainer:
         return len(entries)
 
     async def check_once(self) -> None:
-        """Rebuild if the sentinel is missing or a write failed."""
+        """Rebuild if the sentinel is missing or a write failed; retry failed cache
+        invalidations (both mean Redis was unreachable and may hold stale state)."""
         if self.ctx.denylist_dirty or not await self.ctx.denylist.is_complete():
             await self.rebuild()
+        await self.ctx.user_cache.repair()
 
     async def _run(self) -> None:
         while True:

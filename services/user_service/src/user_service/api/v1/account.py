@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
+from servicekit.deps import rate_limit
 from servicekit.errors import problem_responses
+from servicekit.rate_limit import RateLimited, RateLimitUnavailable
 from user_service.deps import DbSession, Identity
 from user_service.errors import InvalidOrExpiredLink, PasswordPolicyViolation
 from user_service.schemas.account import (
@@ -22,7 +24,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post(
     "/verify-email/request",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(422),
+    dependencies=[Depends(rate_limit("verify_email_ip"))],
+    responses=problem_responses(RateLimited, RateLimitUnavailable, 422),
 )
 async def request_email_verification(
     body: EmailLinkRequest, session: DbSession, ctx: Identity
@@ -45,7 +48,8 @@ async def confirm_email_verification(
 @router.post(
     "/password-reset/request",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(422),
+    dependencies=[Depends(rate_limit("password_reset_ip"))],
+    responses=problem_responses(RateLimited, RateLimitUnavailable, 422),
 )
 async def request_password_reset(
     body: EmailLinkRequest, session: DbSession, ctx: Identity

@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from servicekit.auth import InvalidToken, NotAuthenticated
+from servicekit.deps import rate_limit
 from servicekit.errors import AppError, problem_responses
+from servicekit.rate_limit import RateLimited, RateLimitUnavailable
 from user_service.deps import (
     Client,
     CurrentPrincipal,
@@ -111,7 +113,10 @@ _LOGIN_BODY = {
 @router.post(
     "/login",
     openapi_extra={"requestBody": _LOGIN_BODY},
-    responses=problem_responses(InvalidCredentials, UnsupportedMediaType, 422),
+    dependencies=[Depends(rate_limit("login_ip"))],
+    responses=problem_responses(
+        InvalidCredentials, UnsupportedMediaType, RateLimited, RateLimitUnavailable, 422
+    ),
 )
 async def login(
     credentials: Annotated[LoginRequest, Depends(read_login)],
@@ -126,7 +131,9 @@ async def login(
     return _tokens(pair)
 
 
-@router.post("/refresh", responses=problem_responses(InvalidGrant, 422))
+@router.post(
+    "/refresh", responses=problem_responses(InvalidGrant, RateLimited, RateLimitUnavailable, 422)
+)
 async def refresh(body: RefreshRequest, session: DbSession, ctx: Identity) -> TokenResponse:
     """Exchange a refresh token for a new access token and a new refresh token."""
     return _tokens(await auth.refresh(session, ctx, refresh_token=body.refresh_token))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from servicekit.auth import InvalidToken, NotAuthenticated
+from servicekit.deps import rate_limit
 from servicekit.errors import PreconditionFailed, problem_responses
-from user_service.deps import CurrentUser, DbSession, Identity, IfMatch
+from servicekit.rate_limit import RateLimited, RateLimitUnavailable
+from user_service.deps import CachedCurrentUser, CurrentUser, DbSession, Identity, IfMatch
 from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation, WrongPassword
 from user_service.models import User
 from user_service.schemas.user import (
@@ -32,7 +34,10 @@ def _with_etag(user: User, response: Response) -> UserRead:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(EmailAlreadyRegistered, PasswordPolicyViolation, 422),
+    dependencies=[Depends(rate_limit("register_ip"))],
+    responses=problem_responses(
+        EmailAlreadyRegistered, PasswordPolicyViolation, RateLimited, RateLimitUnavailable, 422
+    ),
 )
 async def register(
     body: UserCreate, session: DbSession, ctx: Identity, response: Response
@@ -46,9 +51,10 @@ async def register(
 
 
 @router.get("/me", responses=problem_responses(*_AUTH_ERRORS))
-async def read_me(user: CurrentUser, response: Response) -> UserRead:
+async def read_me(user: CachedCurrentUser, response: Response) -> UserRead:
     """The signed-in user's account; ``ETag`` carries its version for ``If-Match``."""
-    return _with_etag(user, response)
+    response.headers["ETag"] = user_etag(user)
+    return UserRead.model_validate(user.model_dump())
 
 
 @router.patch("/me", responses=problem_responses(*_AUTH_ERRORS, PreconditionFailed, 422))

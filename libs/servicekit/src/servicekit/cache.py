@@ -1,0 +1,184 @@
+"""Cache-aside over Redis: jittered TTLs, negative caching, single-flight, safe invalidation.
+
+* A read costs one round trip (``MGET`` of the value and its generation counter).
+* A miss loads from the source once per process however many requests wait for it
+  (single-flight), then stores the value only if no invalidation happened meanwhile: the
+  store is a Lua compare-and-set on the generation counter, so a slow reader can never put
+  back a value older than the last write.
+* Invalidation bumps the generation and deletes the value; it is queued to run after the
+  transaction commits (:meth:`Cache.invalidate_after_commit`) and dropped on rollback.
+* Redis errors never fail a request: reads fall back to the source, failed invalidations
+  are remembered and retried until Redis answers again (:meth:`Cache.repair`).
+
+The value and generation keys of one entry share a hash tag, so every command and script
+touches a single Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit import metrics
+from servicekit.db import on_commit
+from servicekit.logging import get_logger
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_NEGATIVE = "\x00none"
+#: Generation counters outlive any value by far; they only need to bridge a load.
+_GENERATION_TTL_S = 86_400
+
+# KEYS[1] value, KEYS[2] generation; ARGV[1] payload, ARGV[2] generation seen, ARGV[3] ttl ms
+_STORE_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[2]) or ''
+if current == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+log = get_logger(__name__)
+
+
+class Cache(Generic[ModelT]):
+    """A named cache of Pydantic models keyed by an id."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        name: str,
+        model: type[ModelT],
+        namespace: str,
+        key_prefix: str = "",
+        ttl_s: float = 300.0,
+        negative_ttl_s: float = 5.0,
+        jitter: float = 0.1,
+        enabled: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.name = name
+        self.model = model
+        self._prefix = f"{key_prefix}{namespace}:{name}:v1:"
+        self.ttl_s = ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        self.jitter = jitter
+        self.enabled = enabled
+        self._store = redis.register_script(_STORE_IF_UNCHANGED)
+        self._inflight: dict[str, asyncio.Future[ModelT | None]] = {}
+        self._pending_invalidations: set[str] = set()
+        self._events = metrics.cache_events()
+
+    def key(self, ident: object) -> str:
+        """The value key; the braces make it a hash tag shared with the generation key."""
+        return f"{self._prefix}{{{ident}}}"
+
+    def _ttl_ms(self, base_s: float) -> int:
+        spread = base_s * self.jitter
+        return max(1, int((base_s + random.uniform(-spread, spread)) * 1000))
+
+    async def get_or_load(
+        self, ident: object, loader: Callable[[], Awaitable[ModelT | None]]
+    ) -> ModelT | None:
+        """The cached value, or ``loader()``'s (stored for next time); ``None`` if absent."""
+        if not self.enabled:
+            return await loader()
+        key = self.key(ident)
+        try:
+            raw, generation = await self.redis.mget(key, f"{key}:gen")
+        except RedisError as exc:
+            self._degraded("read", exc)
+            return await loader()
+        if raw is not None:
+            self._events.labels(self.name, "hit").inc()
+            return None if raw == _NEGATIVE else self.model.model_validate_json(raw)
+        self._events.labels(self.name, "miss").inc()
+        inflight = self._inflight.get(key)
+        if inflight is not None:  # single-flight: share the load already running
+            try:
+                return await asyncio.shield(inflight)
+            except asyncio.CancelledError:
+                if not inflight.cancelled():
+                    raise  # this request itself was cancelled
+                return await loader()  # the leader was cancelled: load for ourselves
+        future: asyncio.Future[ModelT | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await loader()
+            future.set_result(value)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs "never retrieved"
+            raise
+        finally:
+            del self._inflight[key]
+        await self._store_if_unchanged(key, value, str(generation) if generation else "")
+        return value
+
+    async def _store_if_unchanged(self, key: str, value: ModelT | None, generation: str) -> None:
+        if value is None:
+            payload, ttl_ms = _NEGATIVE, self._ttl_ms(self.negative_ttl_s)
+        else:
+            payload, ttl_ms = value.model_dump_json(), self._ttl_ms(self.ttl_s)
+        try:
+            await self._store(keys=[key, f"{key}:gen"], args=[payload, generation, ttl_ms])
+        except RedisError as exc:
+            self._degraded("write", exc)
+
+    async def invalidate(self, idents: Iterable[object]) -> None:
+        """Drop entries now; on a Redis error they are retried by :meth:`repair`."""
+        keys = [self.key(ident) for ident in idents]
+        if keys:
+            await self._invalidate_keys(keys)
+
+    async def _invalidate_keys(self, keys: list[str]) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(f"{key}:gen")
+                    pipe.expire(f"{key}:gen", _GENERATION_TTL_S)
+                    pipe.delete(key)
+                await pipe.execute()
+        except RedisError as exc:
+            self._pending_invalidations.update(keys)
+            self._degraded("invalidate", exc)
+        else:
+            self._pending_invalidations.difference_update(keys)
+
+    def invalidate_after_commit(self, session: AsyncSession, idents: Iterable[object]) -> None:
+        """Queue an invalidation to run once ``session`` commits (dropped on rollback)."""
+        keys = [self.key(ident) for ident in idents]
+
+        async def invalidate() -> None:
+            await self._invalidate_keys(keys)
+
+        on_commit(session, invalidate)
+
+    @property
+    def needs_repair(self) -> bool:
+        """Whether invalidations failed and are waiting for Redis to come back."""
+        return bool(self._pending_invalidations)
+
+    async def repair(self) -> None:
+        """Retry failed invalidations (call periodically; cheap when there are none)."""
+        if self._pending_invalidations:
+            keys = sorted(self._pending_invalidations)
+            await self._invalidate_keys(keys)
+            if not self._pending_invalidations:
+                log.info("cache.repaired", cache=self.name, keys=len(keys))
+
+    def _degraded(self, operation: str, exc: Exception) -> None:
+        self._events.labels(self.name, "error").inc()
+        metrics.redis_errors().labels(f"cache_{operation}", "fail_open").inc()
+        log.warning("cache.redis_error", cache=self.name, operation=operation, error=repr(exc))

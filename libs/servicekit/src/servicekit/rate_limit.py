@@ -1,0 +1,172 @@
+"""Atomic rate limits (GCRA in one Lua script) with IETF ``RateLimit-*`` headers.
+
+Each check touches one key, so it is Redis-Cluster safe. Several rules of one request are
+sent in one pipeline. When Redis cannot answer, a rule either fails closed (503, for
+authentication: no unlimited password guessing) or open (the request proceeds); both are
+counted and logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from servicekit import metrics
+from servicekit.errors import AppError, ServiceUnavailable
+from servicekit.logging import get_logger
+from servicekit.settings import RuleSettings
+
+# Generic Cell Rate Algorithm. KEYS[1] the bucket; ARGV[1] emission interval (ms),
+# ARGV[2] burst (requests), ARGV[3] cost. Returns {allowed, remaining, reset_ms, retry_ms}.
+GCRA = """
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+local allow_at = new_tat - interval * burst
+if allow_at > now then
+  local remaining = math.floor((now - (tat - interval * burst)) / interval)
+  if remaining < 0 then remaining = 0 end
+  return {0, remaining, tat - now, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+local remaining = math.floor((now - allow_at) / interval)
+return {1, remaining, new_tat - now, 0}
+"""
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RateLimitResult:
+    """The state of one rule after a request."""
+
+    rule: str
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: int
+    retry_after_s: int
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-*`` headers (draft-ietf-httpapi-ratelimit-headers)."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_s),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, self.retry_after_s))
+        return headers
+
+
+class RateLimited(AppError):
+    """Too many requests for a rule (429 with ``Retry-After``)."""
+
+    status_code = 429
+    code = "rate_limited"
+    message = "Too many requests; retry after the time in Retry-After."
+
+    def __init__(self, result: RateLimitResult) -> None:
+        super().__init__(headers=result.headers())
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    """Limits cannot be checked and this route fails closed."""
+
+    code = "rate_limit_unavailable"
+    message = "This operation is temporarily unavailable; retry shortly."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
+
+
+def identity_digest(value: str) -> str:
+    """Keys never hold emails or tokens in clear."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+class RateLimiter:
+    """Checks named rules against identities; rules come from settings."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        rules: dict[str, RuleSettings],
+        *,
+        namespace: str,
+        key_prefix: str = "",
+        enabled: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.rules = rules
+        self.enabled = enabled
+        self._prefix = f"{key_prefix}{namespace}:ratelimit:v1:"
+        self._script = redis.register_script(GCRA)
+
+    def key(self, rule: str, identity: str) -> str:
+        """The bucket of ``identity`` under ``rule``."""
+        return f"{self._prefix}{rule}:{{{identity_digest(identity)}}}"
+
+    async def check(self, checks: Sequence[tuple[str, str]]) -> list[RateLimitResult]:
+        """Consume one request from each ``(rule, identity)``; raise on the first refusal.
+
+        Raises :class:`RateLimited` (429) or, when Redis fails and a rule fails closed,
+        :class:`RateLimitUnavailable` (503). Unknown rule names are ignored.
+        """
+        active = [(name, ident) for name, ident in checks if name in self.rules]
+        if not self.enabled or not active:
+            return []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name, ident in active:
+                    rule = self.rules[name]
+                    interval_ms = rule.period_s * 1000 / rule.limit
+                    await self._script(
+                        keys=[self.key(name, ident)], args=[interval_ms, rule.limit, 1], client=pipe
+                    )
+                replies = await pipe.execute()
+        except RedisError as exc:
+            closed = [name for name, _ in active if self.rules[name].fail_closed]
+            outcome = "fail_closed" if closed else "fail_open"
+            metrics.redis_errors().labels("rate_limit", outcome).inc()
+            log.warning(
+                "rate_limit.redis_error",
+                outcome=outcome,
+                rules=[n for n, _ in active],
+                error=repr(exc),
+            )
+            if closed:
+                raise RateLimitUnavailable from exc
+            return []
+        results = [
+            RateLimitResult(
+                rule=name,
+                allowed=bool(reply[0]),
+                limit=self.rules[name].limit,
+                remaining=int(reply[1]),
+                reset_s=math.ceil(int(reply[2]) / 1000),
+                retry_after_s=math.ceil(int(reply[3]) / 1000),
+            )
+            for (name, _), reply in zip(active, replies, strict=True)
+        ]
+        for result in results:
+            if not result.allowed:
+                metrics.rate_limit_rejections().labels(result.rule).inc()
+                log.info("rate_limit.rejected", rule=result.rule)
+                raise RateLimited(result)
+        return results
+
+
+def most_restrictive(results: Sequence[RateLimitResult]) -> RateLimitResult | None:
+    """The result to advertise in headers: the fewest requests left."""
+    return min(results, key=lambda r: (r.remaining, -r.reset_s), default=None)

@@ -1,0 +1,56 @@
+"""Cached user reads, and invalidation of every user write after it commits."""
+
+from __future__ import annotations
+
+import uuid
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as OrmSession
+
+from servicekit.cache import Cache
+from servicekit.db import SessionHook
+from user_service.models import User
+from user_service.repositories import UserRepository
+from user_service.schemas.user import UserSnapshot
+
+UserCache = Cache[UserSnapshot]
+
+
+async def get_user_snapshot(
+    session: AsyncSession, cache: UserCache, user_id: uuid.UUID
+) -> UserSnapshot | None:
+    """The user by id through the cache (``None`` if there is no such user)."""
+
+    async def load() -> UserSnapshot | None:
+        user = await UserRepository.from_session(session).get(user_id)
+        return UserSnapshot.model_validate(user) if user is not None else None
+
+    return await cache.get_or_load(user_id, load)
+
+
+def invalidate_user_writes(cache: UserCache) -> SessionHook:
+    """A session hook: any flushed insert, update or delete of a user drops its cache entry
+    once the transaction commits — whichever code path made the change."""
+    marker = f"user_cache_watch:{id(cache)}"
+
+    def hook(session: AsyncSession) -> None:
+        sync_session = session.sync_session
+        if sync_session.info.get(marker):
+            return
+        sync_session.info[marker] = True
+
+        def after_flush(flushed: OrmSession, _context: Any) -> None:
+            changed = {
+                obj.id
+                for obj in chain(flushed.new, flushed.dirty, flushed.deleted)
+                if isinstance(obj, User)
+            }
+            if changed:
+                cache.invalidate_after_commit(session, changed)
+
+        event.listen(sync_session, "after_flush", after_flush)
+
+    return hook
