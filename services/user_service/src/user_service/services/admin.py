@@ -18,10 +18,12 @@ from servicekit.pagination import Keyset, Page, decode_cursor, page_from_rows
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository
+from user_service.schemas.user import UserSnapshot
 from user_service.security import normalize_email
 from user_service.services.context import IdentityContext
 from user_service.services.preconditions import check_version
 from user_service.services.revocation import revoke_sessions
+from user_service.services.user_cache import get_user_snapshot
 
 log = get_logger(__name__)
 
@@ -58,8 +60,17 @@ class AdminService:
         )
         return page_from_rows(rows, limit=limit, key=_position, descending=descending)
 
-    async def get_user(self, session: AsyncSession, user_id: uuid.UUID) -> User:
-        """The user with this id; raises ``UserNotFound``."""
+    async def get_user(
+        self, session: AsyncSession, ctx: IdentityContext, user_id: uuid.UUID
+    ) -> UserSnapshot:
+        """The user with this id, through the user cache; raises ``UserNotFound``."""
+        snapshot = await get_user_snapshot(session, ctx.user_cache, user_id)
+        if snapshot is None:
+            raise UserNotFound
+        return snapshot
+
+    async def _load(self, session: AsyncSession, user_id: uuid.UUID) -> User:
+        """The row itself, for a change; raises ``UserNotFound``."""
         user = await UserQueryRepository.from_session(session).get(user_id)
         if user is None:
             raise UserNotFound
@@ -82,7 +93,7 @@ class AdminService:
         Raises ``UserNotFound``, ``PreconditionFailed`` (the version is not in ``if_match``
         or a concurrent write won) and ``CannotModifySelf``.
         """
-        user = await self.get_user(session, user_id)
+        user = await self._load(session, user_id)
         check_version(user, if_match)
         if user.id == actor_id and (
             (role is not None and role != Role.ADMIN) or is_active is False
@@ -123,7 +134,7 @@ class AdminService:
 
         Raises ``UserNotFound``, ``PreconditionFailed`` and ``CannotModifySelf``.
         """
-        user = await self.get_user(session, user_id)
+        user = await self._load(session, user_id)
         check_version(user, if_match)
         if user.id == actor_id:
             raise CannotModifySelf

@@ -55,12 +55,16 @@ async def list_users(
     responses={**problem_responses(*_AUTH_ERRORS, UserNotFound, 422), **_ETAG},
 )
 async def get_user(
-    user_id: uuid.UUID, _admin: AdminPrincipal, session: DbSession, response: Response
+    user_id: uuid.UUID,
+    _admin: AdminPrincipal,
+    session: DbSession,
+    ctx: Identity,
+    response: Response,
 ) -> UserRead:
     """Any user's account."""
-    user = await admin.get_user(session, user_id)
+    user = await admin.get_user(session, ctx, user_id)
     response.headers["ETag"] = user_etag(user)
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(user.model_dump())
 
 
 @router.patch(
