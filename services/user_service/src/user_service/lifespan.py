@@ -89,8 +89,10 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
         ctx.denylist_dirty = True
         log.warning("auth.denylist_rebuild_deferred", error=repr(exc))
     maintainer.start()
+    await denylist.start()
 
     async def cleanup() -> None:
+        await denylist.stop()
         await maintainer.stop()
         await email_sender.aclose()
         hasher.close()

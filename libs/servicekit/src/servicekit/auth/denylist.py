@@ -8,6 +8,8 @@ trusting the list until the issuing service has rebuilt it.
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -15,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from servicekit import metrics
+from servicekit.change_feed import ChangeFeed
 from servicekit.errors import ServiceUnavailable
 from servicekit.logging import get_logger
 
@@ -22,6 +25,7 @@ from servicekit.logging import get_logger
 RevocationFallback = Callable[[uuid.UUID], Awaitable[bool]]
 
 log = get_logger(__name__)
+_COMPLETE = "!complete"
 
 
 class RevocationUnavailable(ServiceUnavailable):
@@ -35,7 +39,16 @@ class RevocationUnavailable(ServiceUnavailable):
 
 
 class SessionDenylist:
-    """``is_revoked`` costs one Redis round trip; ``revoke`` is written after commit."""
+    """Revoked sessions: an in-process mirror for the hot path, Redis as the shared copy.
+
+    ``is_revoked`` answers from the mirror — no network round trip — while the change feed
+    is fresh and the list is complete; otherwise it asks Redis (one round trip), and when
+    Redis cannot say, the fallback (the issuer's database) or it fails closed.
+    ``revoke`` is written after commit: per-session keys with a TTL (read by the slow
+    path), an index sorted by expiry (read to resynchronise mirrors) and a published
+    change that reaches every instance's mirror at once, or within a poll interval if the
+    message is lost.
+    """
 
     def __init__(
         self,
@@ -44,10 +57,23 @@ class SessionDenylist:
         key_prefix: str = "",
         namespace: str = "user_service",
         fallback: RevocationFallback | None = None,
+        poll_interval_s: float = 0.25,
+        max_staleness_s: float = 1.0,
     ) -> None:
         self.redis = redis
         self._prefix = f"{key_prefix}{namespace}:denylist:v1:"
         self.fallback = fallback
+        self.feed = ChangeFeed(
+            redis,
+            channel=f"{self._prefix}events",
+            generation_key=f"{self._prefix}generation",
+            poll_interval_s=poll_interval_s,
+            max_staleness_s=max_staleness_s,
+        )
+        self.feed.on_message(self._apply)
+        self.feed.on_resync(self._reload)
+        self._mirror: dict[str, float] = {}
+        self._mirror_complete = False
 
     def key(self, session_id: uuid.UUID) -> str:
         """The key marking ``session_id`` revoked."""
@@ -58,8 +84,41 @@ class SessionDenylist:
         """Present while the list is complete."""
         return f"{self._prefix}complete"
 
+    @property
+    def index_key(self) -> str:
+        """Sorted set of revoked session ids scored by expiry (epoch ms)."""
+        return f"{self._prefix}index"
+
+    async def start(self) -> None:
+        """Start mirroring (subscribe and poll in the background)."""
+        self.feed.start()
+
+    async def stop(self) -> None:
+        """Stop mirroring."""
+        await self.feed.stop()
+
+    def _apply(self, payload: str) -> None:
+        if payload == _COMPLETE:
+            self._mirror_complete = True
+            return
+        for item in filter(None, payload.split(",")):
+            session_id, _, expires = item.partition("@")
+            self._mirror[session_id] = float(expires)
+
+    async def _reload(self) -> None:
+        now_ms = time.time() * 1000
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.sentinel_key)
+            pipe.zrangebyscore(self.index_key, now_ms, "+inf", withscores=True)
+            complete, entries = await pipe.execute()
+        self._mirror = {str(member): float(score) / 1000 for member, score in entries}
+        self._mirror_complete = bool(complete)
+
     async def is_revoked(self, session_id: uuid.UUID) -> bool:
-        """Whether the session is revoked; falls back (or fails closed) when Redis can't say."""
+        """Whether the session is revoked; falls back (or fails closed) when no copy can say."""
+        if self.feed.fresh and self._mirror_complete:
+            expires = self._mirror.get(str(session_id))
+            return expires is not None and expires > time.time()
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.exists(self.sentinel_key)
@@ -81,16 +140,25 @@ class SessionDenylist:
 
     async def revoke(self, entries: Iterable[tuple[uuid.UUID, int]]) -> None:
         """Mark sessions revoked for ``ttl_s`` seconds each (``(session_id, ttl_s)`` pairs)."""
+        now = time.time()
+        live = [(str(sid), now + ttl_s) for sid, ttl_s in entries if ttl_s > 0]
+        if not live:
+            return
+        for session_id, expires in live:  # this instance knows at once
+            self._mirror[session_id] = expires
         async with self.redis.pipeline(transaction=False) as pipe:
-            for session_id, ttl_s in entries:
-                if ttl_s > 0:
-                    pipe.set(self.key(session_id), "1", ex=ttl_s)
+            for session_id, expires in live:
+                pipe.set(f"{self._prefix}{session_id}", "1", exat=math.ceil(expires))
+            pipe.zadd(self.index_key, {sid: expires * 1000 for sid, expires in live})
+            pipe.zremrangebyscore(self.index_key, "-inf", now * 1000)
             await pipe.execute()
+        await self.feed.publish(",".join(f"{sid}@{expires:.3f}" for sid, expires in live))
 
     async def is_complete(self) -> bool:
         """Whether the sentinel is present."""
         return bool(await self.redis.exists(self.sentinel_key))
 
     async def mark_complete(self) -> None:
-        """Set the sentinel after a full rebuild."""
+        """Set the sentinel after a full rebuild and tell every mirror."""
         await self.redis.set(self.sentinel_key, "1")
+        await self.feed.publish(_COMPLETE)

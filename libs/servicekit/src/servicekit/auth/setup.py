@@ -41,6 +41,12 @@ def jwks_auth(
         )
         verifier = TokenVerifier(keys, issuer=issuer, audience=audience, algorithms=algorithms)
         state["auth"] = Authenticator(verifier, denylist)
-        return keys.aclose
+        await denylist.start()
+
+        async def cleanup() -> None:
+            await denylist.stop()
+            await keys.aclose()
+
+        return cleanup
 
     return hook

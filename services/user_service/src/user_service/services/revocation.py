@@ -25,7 +25,7 @@ from user_service.repositories import SessionRepository
 from user_service.services.context import IdentityContext
 
 log = get_logger(__name__)
-CHECK_INTERVAL_S = 1.0
+CHECK_INTERVAL_S = 0.25
 
 
 async def revoke_sessions(
