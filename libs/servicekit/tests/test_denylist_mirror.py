@@ -1,0 +1,96 @@
+"""Revocations reach every instance's mirror within a second, even if a message is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from servicekit.auth import SessionDenylist
+from servicekit.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pair(
+    redis_client: Redis, test_settings: ServiceSettings
+) -> AsyncIterator[tuple[SessionDenylist, SessionDenylist]]:
+    namespace = f"mirror-{uuid.uuid4().hex[:6]}"
+    lists = [
+        SessionDenylist(
+            redis_client, key_prefix=test_settings.redis.key_prefix, namespace=namespace
+        )
+        for _ in range(2)
+    ]
+    await lists[0].mark_complete()
+    for denylist in lists:
+        await denylist.start()
+    await _until(lambda: all(d.feed.fresh for d in lists))
+    yield lists[0], lists[1]
+    for denylist in lists:
+        await denylist.stop()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(2.0):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def _seen_by(denylist: SessionDenylist, session_id: uuid.UUID) -> float:
+    started = time.monotonic()
+    while not await denylist.is_revoked(session_id):
+        assert time.monotonic() - started < 2.0
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+class TestMirror:
+    async def test_a_revocation_on_one_instance_reaches_the_other(
+        self, pair: tuple[SessionDenylist, SessionDenylist]
+    ) -> None:
+        a, b = pair
+        session_id = uuid.uuid4()
+        assert not await b.is_revoked(session_id)
+        await a.revoke([(session_id, 60)])
+        assert await a.is_revoked(session_id)  # the revoking instance knows at once
+        assert await _seen_by(b, session_id) < 1.0
+        assert b.feed.fresh  # answered from the mirror, not a round trip
+
+    async def test_a_lost_message_is_caught_by_the_generation_poll(
+        self, pair: tuple[SessionDenylist, SessionDenylist], redis_client: Redis
+    ) -> None:
+        _, b = pair
+        session_id = uuid.uuid4()
+        # A writer whose PUBLISH never arrives: index and counter change, no message.
+        expires_ms = (time.time() + 60) * 1000
+        await redis_client.zadd(b.index_key, {str(session_id): expires_ms})
+        await redis_client.set(b.key(session_id), "1", ex=60)
+        await redis_client.incr(b.feed.generation_key)
+        assert await _seen_by(b, session_id) < 1.0
+
+    async def test_an_unreachable_redis_makes_the_mirror_stale(
+        self, redis_client: Redis, test_settings: ServiceSettings
+    ) -> None:
+        dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.1)
+        calls: list[uuid.UUID] = []
+
+        async def fallback(session_id: uuid.UUID) -> bool:
+            calls.append(session_id)
+            return True
+
+        denylist = SessionDenylist(dead, namespace="dead", fallback=fallback, max_staleness_s=0.2)
+        await denylist.start()
+        try:
+            session_id = uuid.uuid4()
+            assert await denylist.is_revoked(session_id)  # from the fallback
+            assert calls == [session_id]
+            assert not denylist.feed.fresh
+        finally:
+            await denylist.stop()
+            await dead.aclose()
