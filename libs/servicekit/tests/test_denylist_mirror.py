@@ -38,7 +38,7 @@ async def pair(
 
 async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(2.0):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - state set by background tasks
             await asyncio.sleep(0.01)
 
 
