@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import Request
@@ -214,6 +214,16 @@ async def read_only_session(
     async with sessionmaker() as session:
         await session.connection(execution_options=READ_ONLY)
         yield session
+
+
+#: Opens a session when called; for reads that may not need the database at all.
+SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+def get_read_session_source(request: Request) -> SessionSource:
+    """A :data:`SessionSource` of read-only sessions: a cache hit opens none."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
+    return lambda: read_only_session(sessionmaker)
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:

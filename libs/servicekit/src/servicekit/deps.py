@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db import get_db_session
+from servicekit.db import SessionSource, get_db_session, get_read_session_source
 from servicekit.middleware.rate_limit import CLIENT_IP, LIMITER, RESULTS
 from servicekit.rate_limit import RateLimiter, RateLimitResult
 from servicekit.settings import ServiceSettings
@@ -59,3 +59,5 @@ def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
 #: One transaction per request, committed before the response is sent.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 RedisClient = Annotated[Redis, Depends(get_redis)]
+#: Opens read-only sessions on demand (nothing is opened unless called).
+ReadSessions = Annotated[SessionSource, Depends(get_read_session_source)]

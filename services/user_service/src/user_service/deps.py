@@ -9,7 +9,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBear
 
 from servicekit.auth import Authenticator, InvalidToken, Principal, require_scopes
 from servicekit.auth.deps import authenticate_token, get_authenticator
-from servicekit.deps import DbSession, RedisClient, client_address
+from servicekit.deps import DbSession, ReadSessions, RedisClient, client_address
 from user_service.models import User
 from user_service.schemas.user import UserSnapshot
 from user_service.services.auth import ClientInfo
@@ -61,12 +61,12 @@ def get_client_info(request: Request) -> ClientInfo:
 
 
 async def get_current_snapshot(
-    session: DbSession,
+    sessions: ReadSessions,
     ctx: Annotated[IdentityContext, Depends(get_identity)],
     principal: Annotated[Principal, Depends(get_current_principal)],
 ) -> UserSnapshot:
-    """The principal's user through the cache (the hot read path)."""
-    snapshot = await get_user_snapshot(session, ctx.user_cache, principal.user_id)
+    """The principal's user through the cache (the hot read path: no session on a hit)."""
+    snapshot = await get_user_snapshot(ctx.user_cache, principal.user_id, sessions)
     if snapshot is None or not snapshot.is_active:
         raise InvalidToken("The account of this access token is no longer active.")
     return snapshot

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -11,7 +11,12 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
-from servicekit.db import apply_session_hooks, get_db_session, request_transaction
+from servicekit.db import (
+    apply_session_hooks,
+    get_db_session,
+    get_read_session_source,
+    request_transaction,
+)
 
 
 def override_db_session(app: FastAPI, session: AsyncSession) -> None:
@@ -27,6 +32,8 @@ def override_db_session(app: FastAPI, session: AsyncSession) -> None:
             yield session
 
     app.dependency_overrides[get_db_session] = _session
+    # Reads that open their own session (cache misses) see the test's transaction too.
+    app.dependency_overrides[get_read_session_source] = lambda: lambda: nullcontext(session)
 
 
 @asynccontextmanager

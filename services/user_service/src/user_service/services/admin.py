@@ -8,6 +8,7 @@ leaves the system without an administrator.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Collection
 
@@ -64,7 +65,9 @@ class AdminService:
         self, session: AsyncSession, ctx: IdentityContext, user_id: uuid.UUID
     ) -> UserSnapshot:
         """The user with this id, through the user cache; raises ``UserNotFound``."""
-        snapshot = await get_user_snapshot(session, ctx.user_cache, user_id)
+        snapshot = await get_user_snapshot(
+            ctx.user_cache, user_id, lambda: contextlib.nullcontext(session)
+        )
         if snapshot is None:
             raise UserNotFound
         return snapshot

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from itertools import chain
 from typing import Any
 
@@ -19,14 +21,21 @@ from user_service.schemas.user import UserSnapshot
 UserCache = Cache[UserSnapshot]
 
 
+SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
 async def get_user_snapshot(
-    session: AsyncSession, cache: UserCache, user_id: uuid.UUID
+    cache: UserCache, user_id: uuid.UUID, open_session: SessionSource
 ) -> UserSnapshot | None:
-    """The user by id through the cache (``None`` if there is no such user)."""
+    """The user by id through the cache (``None`` if there is no such user).
+
+    ``open_session`` is only called on a miss: a cache hit touches no database session.
+    """
 
     async def load() -> UserSnapshot | None:
-        user = await UserRepository.from_session(session).get(user_id)
-        return UserSnapshot.model_validate(user) if user is not None else None
+        async with open_session() as session:
+            user = await UserRepository.from_session(session).get(user_id)
+            return UserSnapshot.model_validate(user) if user is not None else None
 
     return await cache.get_or_load(user_id, load)
 
