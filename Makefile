@@ -6,10 +6,10 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SYNC := .venv/.synced
 
-.PHONY: help run test check lint type imports fmt migrate clean
+.PHONY: help run test check lint type imports deploy-check fmt migrate clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(SYNC): uv.lock pyproject.toml libs/servicekit/pyproject.toml services/user_service/pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -24,7 +24,7 @@ run: $(SYNC) ## Serve the API on http://127.0.0.1:8000 (SQLite + embedded Redis 
 test: $(SYNC) ## Run the test suite (local PostgreSQL/Redis when reachable, else SQLite + embedded Redis)
 	$(UV) run --frozen pytest
 
-check: lint type imports ## Lint, format check, mypy strict and the import-layer contract
+check: lint type imports deploy-check ## Lint, format check, mypy strict, import layers and deploy/ validation
 
 lint: $(SYNC) ## ruff lint and format check
 	$(UV) run --frozen ruff check .
@@ -36,12 +36,19 @@ type: $(SYNC) ## mypy strict
 imports: $(SYNC) ## import-linter: layers point one way
 	$(UV) run --frozen lint-imports
 
+deploy-check: $(SYNC) ## Validate deploy/: hadolint, image smoke run, Compose, nginx, Kubernetes, Prometheus rules
+	$(UV) run --frozen bash scripts/deploy-check.sh
+
 fmt: $(SYNC) ## Format and auto-fix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
 migrate: $(SYNC) ## Apply database migrations to DATABASE_URL (or the local SQLite file)
 	$(UV) run --frozen user-service migrate
+
+.PHONY: bench
+bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk (needs PostgreSQL on 127.0.0.1:5432; ~4 min)
+	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(UV) run --frozen python bench/run.py
 
 clean: ## Remove the virtualenv, caches and the local data folder
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache data
