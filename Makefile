@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SYNC := .venv/.synced
 
-.PHONY: help run test check lint type imports deploy-check fmt migrate clean
+.PHONY: help run test check lint type imports deploy-check fmt migrate docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ fmt: $(SYNC) ## Format and auto-fix
 
 migrate: $(SYNC) ## Apply database migrations to DATABASE_URL (or the local SQLite file)
 	$(UV) run --frozen user-service migrate
+
+docs: $(SYNC) ## Regenerate docs/configuration.md from the settings classes
+	$(UV) run --frozen python scripts/gen_config_docs.py
 
 .PHONY: bench
 bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk (needs PostgreSQL on 127.0.0.1:5432; ~4 min)

@@ -238,4 +238,10 @@ def iter_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretSt
             found.extend(iter_secrets(value, f"{dotted}."))
         elif isinstance(value, SecretStr):
             found.append((dotted, value))  # optional secrets left unset are not checked here
+        elif isinstance(value, dict):
+            found.extend(
+                (f"{dotted}.{key}", item)
+                for key, item in value.items()
+                if isinstance(item, SecretStr)
+            )
     return found

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.lockout import LockoutSettings
@@ -97,22 +97,45 @@ class CacheSettings(BaseModel):
     negative_ttl_s: float = Field(5.0, gt=0)
 
 
-def default_rate_limits() -> RateLimitSettings:
-    """Per-IP and per-account limits; authentication routes fail closed without Redis."""
-    auth = {"fail_closed": True}
-    return RateLimitSettings(
-        rules={
-            "global_ip": RuleSettings(limit=1200, period_s=60),
-            "login_ip": RuleSettings(limit=30, period_s=60, **auth),
-            "login_account": RuleSettings(limit=10, period_s=60, **auth),
-            "register_ip": RuleSettings(limit=20, period_s=3600, **auth),
-            "refresh_session": RuleSettings(limit=30, period_s=60, **auth),
-            "password_reset_ip": RuleSettings(limit=10, period_s=3600, **auth),
-            "password_reset_email": RuleSettings(limit=5, period_s=3600, **auth),
-            "verify_email_ip": RuleSettings(limit=10, period_s=3600, **auth),
-            "verify_email_email": RuleSettings(limit=5, period_s=3600, **auth),
-        }
+_AUTH = {"fail_closed": True}
+#: Per-IP and per-account limits; authentication routes fail closed without Redis.
+DEFAULT_RULES: dict[str, dict[str, Any]] = {
+    "global_ip": {"limit": 1200, "period_s": 60},
+    "login_ip": {"limit": 30, "period_s": 60, **_AUTH},
+    "login_account": {"limit": 10, "period_s": 60, **_AUTH},
+    "register_ip": {"limit": 20, "period_s": 3600, **_AUTH},
+    "refresh_session": {"limit": 30, "period_s": 60, **_AUTH},
+    "password_reset_ip": {"limit": 10, "period_s": 3600, **_AUTH},
+    "password_reset_email": {"limit": 5, "period_s": 3600, **_AUTH},
+    "verify_email_ip": {"limit": 10, "period_s": 3600, **_AUTH},
+    "verify_email_email": {"limit": 5, "period_s": 3600, **_AUTH},
+}
+
+
+class UserServiceRateLimits(RateLimitSettings):
+    """The service's rules. Rules given in the environment are merged over the defaults,
+    field by field: ``USER_SERVICE_RATE_LIMIT__RULES='{"login_ip": {"limit": 5}}'`` changes
+    one number and keeps every other rule."""
+
+    rules: dict[str, RuleSettings] = Field(
+        default_factory=lambda: {name: RuleSettings(**rule) for name, rule in DEFAULT_RULES.items()}
     )
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _merge_over_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        merged = {name: dict(rule) for name, rule in DEFAULT_RULES.items()}
+        for name, rule in value.items():
+            given = rule.model_dump() if isinstance(rule, RuleSettings) else dict(rule)
+            merged[name] = {**merged.get(name, {}), **given}
+        return merged
+
+
+def default_rate_limits() -> UserServiceRateLimits:
+    """The default limits of the service."""
+    return UserServiceRateLimits()
 
 
 class UserServiceSettings(ServiceSettings):
@@ -129,7 +152,7 @@ class UserServiceSettings(ServiceSettings):
     email: EmailSettings = EmailSettings()
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()
-    rate_limit: RateLimitSettings = Field(default_factory=default_rate_limits)
+    rate_limit: UserServiceRateLimits = UserServiceRateLimits()
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

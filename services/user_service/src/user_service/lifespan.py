@@ -63,7 +63,13 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
         ),
         lockout=Lockout(
             state["redis"],
-            settings.lockout,
+            # "Let authentication through without Redis" covers the lockout check too.
+            settings.lockout.model_copy(
+                update={
+                    "fail_closed": settings.lockout.fail_closed
+                    and not settings.rate_limit.auth_fail_open
+                }
+            ),
             namespace=settings.service_name,
             key_prefix=settings.redis.key_prefix,
         ),

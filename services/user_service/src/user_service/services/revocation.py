@@ -2,7 +2,7 @@
 
 The :class:`DenylistMaintainer` keeps the Redis list complete: it rebuilds it from
 PostgreSQL at start-up, when the list's sentinel disappears (Redis restarted or flushed)
-and after a failed write, checking once a second; the same loop retries cache
+and after a failed write, checking every 250 ms; the same loop retries cache
 invalidations that failed while Redis was away.
 """
 
