@@ -2,13 +2,16 @@
 
 * A read costs one round trip (``MGET`` of the value and its generation counter).
 * A miss loads from the source once per process however many requests wait for it
-  (single-flight), then stores the value only if no invalidation happened meanwhile: the
-  store is a Lua compare-and-set on the generation counter, so a slow reader can never put
-  back a value older than the last write.
+  (single-flight; a request that saw a later generation than a running load does not
+  join it), then stores the value only if no invalidation happened meanwhile: the store
+  is a Lua compare-and-set on the generation counter, so a slow reader can never put back
+  a value older than the last write.
 * Invalidation bumps the generation and deletes the value; it is queued to run after the
   transaction commits (:meth:`Cache.invalidate_after_commit`) and dropped on rollback.
 * Redis errors never fail a request: reads fall back to the source, failed invalidations
-  are remembered and retried until Redis answers again (:meth:`Cache.repair`).
+  are remembered and retried until Redis answers again (:meth:`Cache.repair`); a read of
+  a key still waiting for its invalidation retries it first, so this process never serves
+  the value a write replaced, even before the repair runs.
 
 The value and generation keys of one entry share a hash tag, so every command and script
 touches a single Redis Cluster slot.
@@ -73,7 +76,8 @@ class Cache(Generic[ModelT]):
         self.jitter = jitter
         self.enabled = enabled
         self._store = redis.register_script(_STORE_IF_UNCHANGED)
-        self._inflight: dict[str, asyncio.Future[ModelT | None]] = {}
+        #: Loads running now, by key and the generation they started at (see get_or_load).
+        self._inflight: dict[tuple[str, str], asyncio.Future[ModelT | None]] = {}
         self._pending_invalidations: set[str] = set()
         self._events = metrics.cache_events()
 
@@ -92,6 +96,13 @@ class Cache(Generic[ModelT]):
         if not self.enabled:
             return await loader()
         key = self.key(ident)
+        if key in self._pending_invalidations:
+            # Its invalidation failed while Redis was away, and Redis may have kept the old
+            # value (a partition, persistence): drop it before trusting the cache again,
+            # rather than serving it until the next repair() runs.
+            await self._invalidate_keys([key])
+            if key in self._pending_invalidations:  # still away
+                return await loader()
         try:
             raw, generation = await self.redis.mget(key, f"{key}:gen")
         except RedisError as exc:
@@ -101,29 +112,38 @@ class Cache(Generic[ModelT]):
             self._events.labels(self.name, "hit").inc()
             return None if raw == _NEGATIVE else self.model.model_validate_json(raw)
         self._events.labels(self.name, "miss").inc()
-        inflight = self._inflight.get(key)
-        if inflight is not None:  # single-flight: share the load already running
+        seen = str(generation) if generation else ""
+        # Single-flight per key *and generation*: a read that saw a newer generation (a
+        # write committed since that load began) must not be handed the load's older value.
+        flight = (key, seen)
+        inflight = self._inflight.get(flight)
+        if inflight is not None:  # share the load already running
             try:
                 return await asyncio.shield(inflight)
             except asyncio.CancelledError:
                 if not inflight.cancelled():
                     raise  # this request itself was cancelled
-                return await loader()  # the leader was cancelled: load for ourselves
+                # The leader was cancelled (its client went away): start over, so one of
+                # the waiters leads a new load instead of each querying the source.
+                return await self.get_or_load(ident, loader)
         future: asyncio.Future[ModelT | None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[flight] = future
         try:
-            value = await loader()
+            try:
+                value = await loader()
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            except Exception as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters re-raise it, no "never retrieved"
+                raise
             future.set_result(value)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs "never retrieved"
-            raise
+            # Still registered while storing: a miss read meanwhile joins this load
+            # instead of starting another one.
+            await self._store_if_unchanged(key, value, seen)
         finally:
-            del self._inflight[key]
-        await self._store_if_unchanged(key, value, str(generation) if generation else "")
+            del self._inflight[flight]
         return value
 
     async def _store_if_unchanged(self, key: str, value: ModelT | None, generation: str) -> None:
