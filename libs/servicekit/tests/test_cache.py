@@ -459,3 +459,54 @@ class TestRedisAway:
         assert await cache.get_or_load(1, fresh) == Thing(id=1, name="written during the outage")
         assert fresh.calls == 1
         assert not pending(cache)
+
+
+@pytest.mark.integration
+class TestLocalTier:
+    async def test_invalidation_on_one_instance_drops_the_other_s_local_copy(
+        self, redis_client: Redis, test_settings: ServiceSettings
+    ) -> None:
+        namespace = f"local-{uuid.uuid4().hex[:6]}"
+
+        def instance() -> Cache[Thing]:
+            return Cache(
+                redis_client,
+                name="t",
+                model=Thing,
+                namespace=namespace,
+                key_prefix=test_settings.redis.key_prefix,
+                local_size=100,
+            )
+
+        a, b = instance(), instance()
+        await a.start()
+        await b.start()
+        try:
+            for _ in range(200):  # the feeds start in the background
+                if a.local and a.local.feed.fresh and b.local and b.local.feed.fresh:
+                    break
+                await asyncio.sleep(0.01)
+            loads: list[str] = []
+            version = {"name": "v1"}
+
+            async def load() -> Thing:
+                loads.append(version["name"])
+                return Thing(id=1, name=version["name"])
+
+            assert await a.get_or_load(1, load) == Thing(id=1, name="v1")
+            assert a.local is not None
+            assert a.local.get(a.key(1)) == (True, Thing(id=1, name="v1"))  # held locally
+            assert await a.get_or_load(1, load) == Thing(id=1, name="v1")
+            assert loads == ["v1"]
+            version["name"] = "v2"
+            await b.invalidate([1])
+            seen = None
+            for _ in range(100):  # within a second, via the change feed
+                seen = await a.get_or_load(1, load)
+                if seen is not None and seen.name == "v2":
+                    break
+                await asyncio.sleep(0.01)
+            assert seen == Thing(id=1, name="v2")
+        finally:
+            await a.stop()
+            await b.stop()

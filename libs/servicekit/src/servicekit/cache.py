@@ -13,6 +13,11 @@
   a key still waiting for its invalidation retries it first, so this process never serves
   the value a write replaced, even before the repair runs.
 
+* Optionally (``local_size``), a :class:`LocalTier` in process memory answers hits with no
+  round trip at all; invalidations reach every instance's tier through a
+  :class:`~servicekit.change_feed.ChangeFeed`, and the tier is bypassed while the feed is
+  not fresh.
+
 The value and generation keys of one entry share a hash tag, so every command and script
 touches a single Redis Cluster slot.
 """
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -30,6 +37,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit import metrics
+from servicekit.change_feed import ChangeFeed
 from servicekit.db import on_commit
 from servicekit.logging import get_logger
 
@@ -51,6 +59,53 @@ return 0
 log = get_logger(__name__)
 
 
+class LocalTier(Generic[ModelT]):
+    """An in-process tier in front of Redis, trusted only while its change feed is fresh.
+
+    Invalidations published by any instance drop entries at once; a gap in the feed (a
+    lost message, an outage) clears the tier. A value is kept only if no invalidation
+    happened since its read began (the ``epoch`` check), so a slow read cannot bring back
+    what a concurrent write dropped.
+    """
+
+    def __init__(self, feed: ChangeFeed, *, size: int, ttl_s: float) -> None:
+        self.feed = feed
+        self.size = size
+        self.ttl_s = ttl_s
+        self.epoch = 0
+        self._entries: OrderedDict[str, tuple[float, ModelT | None]] = OrderedDict()
+        feed.on_message(lambda payload: self.drop(payload.split()))
+        feed.on_resync(self._clear)
+
+    def get(self, key: str) -> tuple[bool, ModelT | None]:
+        """``(True, value)`` on a usable hit, else ``(False, None)``."""
+        if not self.feed.fresh:
+            return False, None
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def put(self, key: str, value: ModelT | None, epoch: int) -> None:
+        """Keep ``value`` if nothing was invalidated since ``epoch`` was read."""
+        if epoch != self.epoch or not self.feed.fresh:
+            return
+        self._entries[key] = (time.monotonic() + self.ttl_s, value)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def drop(self, keys: Iterable[str]) -> None:
+        """Forget ``keys`` (and refuse values read before now)."""
+        self.epoch += 1
+        for key in keys:
+            self._entries.pop(key, None)
+
+    async def _clear(self) -> None:
+        self.epoch += 1
+        self._entries.clear()
+
+
 class Cache(Generic[ModelT]):
     """A named cache of Pydantic models keyed by an id."""
 
@@ -66,6 +121,8 @@ class Cache(Generic[ModelT]):
         negative_ttl_s: float = 5.0,
         jitter: float = 0.1,
         enabled: bool = True,
+        local_size: int = 0,
+        local_ttl_s: float = 30.0,
     ) -> None:
         self.redis = redis
         self.name = name
@@ -80,6 +137,24 @@ class Cache(Generic[ModelT]):
         self._inflight: dict[tuple[str, str], asyncio.Future[ModelT | None]] = {}
         self._pending_invalidations: set[str] = set()
         self._events = metrics.cache_events()
+        self.local: LocalTier[ModelT] | None = None
+        if local_size > 0:
+            feed = ChangeFeed(
+                redis,
+                channel=f"{self._prefix}events",
+                generation_key=f"{self._prefix}generation",
+            )
+            self.local = LocalTier(feed, size=local_size, ttl_s=local_ttl_s)
+
+    async def start(self) -> None:
+        """Start the in-process tier's invalidation feed (if there is a local tier)."""
+        if self.local is not None:
+            self.local.feed.start()
+
+    async def stop(self) -> None:
+        """Stop the invalidation feed."""
+        if self.local is not None:
+            await self.local.feed.stop()
 
     def key(self, ident: object) -> str:
         """The value key; the braces make it a hash tag shared with the generation key."""
@@ -103,6 +178,13 @@ class Cache(Generic[ModelT]):
             await self._invalidate_keys([key])
             if key in self._pending_invalidations:  # still away
                 return await loader()
+        local = self.local
+        epoch = local.epoch if local is not None else 0
+        if local is not None:
+            found, value = local.get(key)
+            if found:
+                self._events.labels(self.name, "hit").inc()
+                return value
         try:
             raw, generation = await self.redis.mget(key, f"{key}:gen")
         except RedisError as exc:
@@ -110,7 +192,10 @@ class Cache(Generic[ModelT]):
             return await loader()
         if raw is not None:
             self._events.labels(self.name, "hit").inc()
-            return None if raw == _NEGATIVE else self.model.model_validate_json(raw)
+            value = None if raw == _NEGATIVE else self.model.model_validate_json(raw)
+            if local is not None:
+                local.put(key, value, epoch)
+            return value
         self._events.labels(self.name, "miss").inc()
         seen = str(generation) if generation else ""
         # Single-flight per key *and generation*: a read that saw a newer generation (a
@@ -141,20 +226,24 @@ class Cache(Generic[ModelT]):
             future.set_result(value)
             # Still registered while storing: a miss read meanwhile joins this load
             # instead of starting another one.
-            await self._store_if_unchanged(key, value, seen)
+            stored = await self._store_if_unchanged(key, value, seen)
         finally:
             del self._inflight[flight]
+        if stored and local is not None:  # only what Redis accepted as current
+            local.put(key, value, epoch)
         return value
 
-    async def _store_if_unchanged(self, key: str, value: ModelT | None, generation: str) -> None:
+    async def _store_if_unchanged(self, key: str, value: ModelT | None, generation: str) -> bool:
         if value is None:
             payload, ttl_ms = _NEGATIVE, self._ttl_ms(self.negative_ttl_s)
         else:
             payload, ttl_ms = value.model_dump_json(), self._ttl_ms(self.ttl_s)
         try:
-            await self._store(keys=[key, f"{key}:gen"], args=[payload, generation, ttl_ms])
+            stored = await self._store(keys=[key, f"{key}:gen"], args=[payload, generation, ttl_ms])
         except RedisError as exc:
             self._degraded("write", exc)
+            return False
+        return bool(stored)
 
     async def invalidate(self, idents: Iterable[object]) -> None:
         """Drop entries now; on a Redis error they are retried by :meth:`repair`."""
@@ -163,6 +252,8 @@ class Cache(Generic[ModelT]):
             await self._invalidate_keys(keys)
 
     async def _invalidate_keys(self, keys: list[str]) -> None:
+        if self.local is not None:
+            self.local.drop(keys)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in keys:
@@ -170,6 +261,8 @@ class Cache(Generic[ModelT]):
                     pipe.expire(f"{key}:gen", _GENERATION_TTL_S)
                     pipe.delete(key)
                 await pipe.execute()
+            if self.local is not None:  # every other instance drops its local copy
+                await self.local.feed.publish(" ".join(keys))
         except RedisError as exc:
             self._pending_invalidations.update(keys)
             self._degraded("invalidate", exc)

@@ -220,7 +220,7 @@ async def read_only_session(
 SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
-def get_read_session_source(request: Request) -> SessionSource:
+async def get_read_session_source(request: Request) -> SessionSource:
     """A :data:`SessionSource` of read-only sessions: a cache hit opens none."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
     return lambda: read_only_session(sessionmaker)

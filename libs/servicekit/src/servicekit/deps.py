@@ -15,13 +15,13 @@ from servicekit.rate_limit import RateLimiter, RateLimitResult
 from servicekit.settings import ServiceSettings
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     """The Redis client built in the lifespan."""
     client: Redis = request.state.redis
     return client
 
 
-def get_app_settings(request: Request) -> ServiceSettings:
+async def get_app_settings(request: Request) -> ServiceSettings:
     """The settings the app was built with."""
     settings: ServiceSettings = request.state.settings
     return settings

@@ -38,7 +38,7 @@ if allow_at > now then
   if remaining < 0 then remaining = 0 end
   return {0, remaining, tat - now, allow_at - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
 local remaining = math.floor((now - allow_at) / interval)
 return {1, remaining, new_tat - now, 0}
 """
@@ -113,6 +113,10 @@ class RateLimiter:
         self._prefix = f"{key_prefix}{namespace}:ratelimit:v1:"
         self._script = redis.register_script(GCRA)
 
+    def _interval_ms(self, rule: str) -> float:
+        settings = self.rules[rule]
+        return settings.period_s * 1000 / settings.limit
+
     def key(self, rule: str, identity: str) -> str:
         """The bucket of ``identity`` under ``rule``."""
         return f"{self._prefix}{rule}:{{{identity_digest(identity)}}}"
@@ -127,14 +131,15 @@ class RateLimiter:
         if not self.enabled or not active:
             return []
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for name, ident in active:
-                    rule = self.rules[name]
-                    interval_ms = rule.period_s * 1000 / rule.limit
-                    await self._script(
-                        keys=[self.key(name, ident)], args=[interval_ms, rule.limit, 1], client=pipe
-                    )
-                replies = await pipe.execute()
+            # One EVALSHA per rule (usually one or two): a pipeline would first ask the
+            # server whether the script is loaded, an extra round trip on every request.
+            replies = [
+                await self._script(
+                    keys=[self.key(name, ident)],
+                    args=[self._interval_ms(name), self.rules[name].limit, 1],
+                )
+                for name, ident in active
+            ]
         except RedisError as exc:
             closed = [name for name, _ in active if self.rules[name].fail_closed]
             outcome = "fail_closed" if closed else "fail_open"

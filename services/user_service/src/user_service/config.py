@@ -95,6 +95,11 @@ class CacheSettings(BaseModel):
     user_ttl_s: float = Field(300.0, gt=0)
     #: "No such user" is remembered briefly so unknown ids do not hammer the database.
     negative_ttl_s: float = Field(5.0, gt=0)
+    #: Entries kept in process memory in front of Redis (0 turns the local tier off);
+    #: invalidations reach every instance through Redis pub/sub.
+    local_size: int = Field(10_000, ge=0)
+    #: Longest an entry lives in process memory (a safety net behind invalidation).
+    local_ttl_s: float = Field(30.0, gt=0)
 
 
 _AUTH = {"fail_closed": True}

@@ -26,13 +26,13 @@ _oauth2 = OAuth2PasswordBearer(
 )
 
 
-def get_identity(request: Request) -> IdentityContext:
+async def get_identity(request: Request) -> IdentityContext:
     """The identity context built at start-up."""
     ctx: IdentityContext = request.state.identity
     return ctx
 
 
-def get_jwks(request: Request) -> dict[str, Any]:
+async def get_jwks(request: Request) -> dict[str, Any]:
     """The published JWKS."""
     jwks: dict[str, Any] = request.state.jwks
     return jwks
@@ -55,7 +55,7 @@ async def get_current_user(
     return user
 
 
-def get_client_info(request: Request) -> ClientInfo:
+async def get_client_info(request: Request) -> ClientInfo:
     """The caller's user agent and address (trusted-proxy aware), recorded on new sessions."""
     return ClientInfo(user_agent=request.headers.get("user-agent"), ip=client_address(request))
 
@@ -80,7 +80,7 @@ _introspection_client = HTTPBasic(
 _MAX_VERSION_DIGITS = 18
 
 
-def get_if_match(
+async def get_if_match(
     if_match: Annotated[
         str | None,
         Header(

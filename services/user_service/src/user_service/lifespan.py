@@ -60,6 +60,8 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
             ttl_s=settings.cache.user_ttl_s,
             negative_ttl_s=settings.cache.negative_ttl_s,
             enabled=settings.cache.enabled,
+            local_size=settings.cache.local_size,
+            local_ttl_s=settings.cache.local_ttl_s,
         ),
         lockout=Lockout(
             state["redis"],
@@ -96,8 +98,10 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
         log.warning("auth.denylist_rebuild_deferred", error=repr(exc))
     maintainer.start()
     await denylist.start()
+    await ctx.user_cache.start()
 
     async def cleanup() -> None:
+        await ctx.user_cache.stop()
         await denylist.stop()
         await maintainer.stop()
         await email_sender.aclose()
