@@ -148,3 +148,35 @@ class TestGlobalLimit:
         # Through the trusted proxy, another client address has its own budget.
         other = await limited_client.get("/api/x", headers={"x-forwarded-for": "192.0.2.2"})
         assert other.status_code == 404
+
+
+@pytest.mark.integration
+class TestLeases:
+    async def test_leases_never_admit_more_than_the_limit(
+        self, redis_client: Redis, test_settings: ServiceSettings
+    ) -> None:
+        rule = RuleSettings(limit=10, period_s=600, lease=4)
+        instances = [_limiter(redis_client, test_settings, r=rule) for _ in range(2)]
+        admitted = 0
+        for attempt in range(30):
+            try:
+                await instances[attempt % 2].check([("r", "busy")])
+            except RateLimited:
+                continue
+            admitted += 1
+        assert admitted <= 10
+        assert admitted >= 10 - 2 * (rule.lease - 1)  # unused slots held by an instance
+
+    async def test_a_lease_saves_round_trips(
+        self, redis_client: Redis, test_settings: ServiceSettings
+    ) -> None:
+        limiter = _limiter(
+            redis_client, test_settings, r=RuleSettings(limit=1000, period_s=60, lease=50)
+        )
+        await limiter.check([("r", "ip")])
+        await redis_client.delete(limiter.key("r", "ip"))  # Redis forgets: the lease holds
+        for _ in range(49):
+            await limiter.check([("r", "ip")])
+        assert not await redis_client.exists(limiter.key("r", "ip"))
+        await limiter.check([("r", "ip")])  # the lease is spent: back to Redis
+        assert await redis_client.exists(limiter.key("r", "ip"))

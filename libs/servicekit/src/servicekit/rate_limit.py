@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,18 @@ class RateLimitUnavailable(ServiceUnavailable):
         super().__init__(headers={"Retry-After": "1"})
 
 
+@dataclass
+class _Lease:
+    """Slots taken from Redis in advance and spent by this instance."""
+
+    tokens: int
+    expires_at: float
+    result: RateLimitResult
+
+
+_MAX_LEASES = 10_000
+
+
 def identity_digest(value: str) -> str:
     """Keys never hold emails or tokens in clear."""
     return hashlib.sha256(value.encode()).hexdigest()[:32]
@@ -112,6 +125,7 @@ class RateLimiter:
         self.enabled = enabled
         self._prefix = f"{key_prefix}{namespace}:ratelimit:v1:"
         self._script = redis.register_script(GCRA)
+        self._leases: dict[tuple[str, str], _Lease] = {}
 
     def _interval_ms(self, rule: str) -> float:
         settings = self.rules[rule]
@@ -130,16 +144,15 @@ class RateLimiter:
         active = [(name, ident) for name, ident in checks if name in self.rules]
         if not self.enabled or not active:
             return []
+        results: list[RateLimitResult] = []
         try:
-            # One EVALSHA per rule (usually one or two): a pipeline would first ask the
-            # server whether the script is loaded, an extra round trip on every request.
-            replies = [
-                await self._script(
-                    keys=[self.key(name, ident)],
-                    args=[self._interval_ms(name), self.rules[name].limit, 1],
-                )
-                for name, ident in active
-            ]
+            for name, ident in active:
+                result = self._from_lease(name, ident) or await self._consume(name, ident)
+                if not result.allowed:
+                    metrics.rate_limit_rejections().labels(result.rule).inc()
+                    log.info("rate_limit.rejected", rule=result.rule)
+                    raise RateLimited(result)
+                results.append(result)
         except RedisError as exc:
             closed = [name for name, _ in active if self.rules[name].fail_closed]
             outcome = "fail_closed" if closed else "fail_open"
@@ -153,23 +166,42 @@ class RateLimiter:
             if closed:
                 raise RateLimitUnavailable from exc
             return []
-        results = [
-            RateLimitResult(
-                rule=name,
-                allowed=bool(reply[0]),
-                limit=self.rules[name].limit,
-                remaining=int(reply[1]),
-                reset_s=math.ceil(int(reply[2]) / 1000),
-                retry_after_s=math.ceil(int(reply[3]) / 1000),
-            )
-            for (name, _), reply in zip(active, replies, strict=True)
-        ]
-        for result in results:
-            if not result.allowed:
-                metrics.rate_limit_rejections().labels(result.rule).inc()
-                log.info("rate_limit.rejected", rule=result.rule)
-                raise RateLimited(result)
         return results
+
+    def _from_lease(self, rule: str, identity: str) -> RateLimitResult | None:
+        lease = self._leases.get((rule, identity))
+        if lease is None or lease.tokens <= 0 or lease.expires_at < time.monotonic():
+            return None
+        lease.tokens -= 1
+        return lease.result
+
+    async def _consume(self, rule: str, identity: str) -> RateLimitResult:
+        """One EVALSHA (a pipeline would first ask whether the script is loaded)."""
+        settings = self.rules[rule]
+        key = self.key(rule, identity)
+        cost = settings.lease
+        reply = await self._script(keys=[key], args=[self._interval_ms(rule), settings.limit, cost])
+        if not reply[0] and cost > 1:  # near the limit: fall back to exact checks
+            cost = 1
+            reply = await self._script(
+                keys=[key], args=[self._interval_ms(rule), settings.limit, 1]
+            )
+        result = RateLimitResult(
+            rule=rule,
+            allowed=bool(reply[0]),
+            limit=settings.limit,
+            remaining=int(reply[1]),
+            reset_s=math.ceil(int(reply[2]) / 1000),
+            retry_after_s=math.ceil(int(reply[3]) / 1000),
+        )
+        if result.allowed and cost > 1:
+            if len(self._leases) > _MAX_LEASES:
+                self._leases.clear()
+            lease_s = settings.period_s  # the slots are already taken; keep them a window
+            self._leases[(rule, identity)] = _Lease(
+                tokens=cost - 1, expires_at=time.monotonic() + lease_s, result=result
+            )
+        return result
 
 
 def most_restrictive(results: Sequence[RateLimitResult]) -> RateLimitResult | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,7 +26,9 @@ def create_redis(settings: ServiceSettings, url: str | None = None) -> Redis:
         cfg.retries,
         supported_errors=(RedisConnectionError, RedisTimeoutError),
     )
-    client: Redis = Redis.from_url(
+    # A blocking pool: under a burst, requests wait (up to the socket timeout) for a free
+    # connection instead of failing at once with MaxConnectionsError.
+    pool = BlockingConnectionPool.from_url(
         url,
         socket_timeout=cfg.socket_timeout_s,
         socket_connect_timeout=cfg.connect_timeout_s,
@@ -34,9 +36,10 @@ def create_redis(settings: ServiceSettings, url: str | None = None) -> Redis:
         health_check_interval=cfg.health_check_interval_s,
         client_name=f"{settings.environment.value}.{settings.service_name}",
         max_connections=cfg.max_connections,
+        timeout=cfg.socket_timeout_s,
         decode_responses=True,
     )
-    return client
+    return Redis.from_pool(pool)
 
 
 def key(settings: ServiceSettings, entity: str, ident: object, *, version: int = 1) -> str:

@@ -113,6 +113,10 @@ class RuleSettings(BaseModel):
     period_s: float = Field(gt=0)
     #: Authentication rules fail closed when Redis is down (unless settings say otherwise).
     fail_closed: bool = False
+    #: Requests an instance may admit per Redis check (1: every request is checked). A lease
+    #: of n takes n slots at once and spends them locally: the limit is never exceeded, but
+    #: slots an instance holds unused may refuse others slightly early. For busy rules.
+    lease: int = Field(1, ge=1)
 
 
 class RateLimitSettings(BaseModel):

@@ -105,7 +105,7 @@ class CacheSettings(BaseModel):
 _AUTH = {"fail_closed": True}
 #: Per-IP and per-account limits; authentication routes fail closed without Redis.
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
-    "global_ip": {"limit": 1200, "period_s": 60},
+    "global_ip": {"limit": 1200, "period_s": 60, "lease": 20},
     "login_ip": {"limit": 30, "period_s": 60, **_AUTH},
     "login_account": {"limit": 10, "period_s": 60, **_AUTH},
     "register_ip": {"limit": 20, "period_s": 3600, **_AUTH},
