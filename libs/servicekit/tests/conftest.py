@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import pytest
-from fastapi import APIRouter, Body, FastAPI
+from fastapi import APIRouter, Body, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,6 +53,10 @@ def items_router() -> APIRouter:
     async def get_item(session: DbSession, item_id: int) -> dict[str, int | str]:
         row = (await session.execute(select(Item).where(Item.id == item_id))).scalar_one()
         return {"id": row.id, "name": row.name}
+
+    @router.post("/raw")
+    async def raw_body(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
 
     @router.get("/boom/now")
     async def boom() -> None:

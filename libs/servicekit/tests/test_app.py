@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message
 
 from servicekit.testing import app_client
 
@@ -112,3 +113,36 @@ class TestMiddleware:
         assert (await client.get("/docs")).status_code == 200
         schema = (await client.get("/openapi.json")).json()
         assert "Problem" in schema["components"]["schemas"]
+
+
+class TestClientDisconnect:
+    async def test_a_client_gone_before_its_body_is_not_an_error(
+        self, kit_app: FastAPI, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/items/raw",
+            "raw_path": b"/items/raw",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1),
+            "server": ("test", 80),
+            "state": {},
+        }
+        async with app_client(kit_app):
+            await kit_app(scope, receive, send)
+        assert sent == []  # nobody to answer
+        assert "request.unhandled_exception" not in caplog.text

@@ -8,6 +8,7 @@ import uuid
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import metrics
@@ -16,6 +17,8 @@ from servicekit.errors import internal_error_response
 from servicekit.logging import get_logger
 
 REQUEST_ID_HEADER = "x-request-id"
+#: Recorded (never sent) for requests whose client disconnected; nginx's convention.
+CLIENT_CLOSED_REQUEST = 499
 # An incoming id is echoed only when it is short and harmless in logs and headers.
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 _QUIET_ROUTES = frozenset({"/health/live", "/health/ready", "/metrics"})
@@ -78,6 +81,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nobody to answer, not a fault.
+            status = CLIENT_CLOSED_REQUEST
+            log.info("request.client_disconnected", path=scope.get("path"))
         except Exception as exc:
             log.error("request.unhandled_exception", exc_info=exc, path=scope.get("path"))
             if response_started:
