@@ -94,3 +94,17 @@ class TestMirror:
         finally:
             await denylist.stop()
             await dead.aclose()
+
+    async def test_a_message_arriving_during_a_reload_is_not_lost(
+        self, redis_client: Redis, test_settings: ServiceSettings
+    ) -> None:
+        denylist = SessionDenylist(
+            redis_client, key_prefix=test_settings.redis.key_prefix, namespace="reload-race"
+        )
+        await denylist.mark_complete()
+        session_id = uuid.uuid4()
+        expires = time.time() + 60
+        # Delivered while the reload awaits Redis: the index it reads predates the message.
+        asyncio.get_running_loop().call_soon(denylist._apply, f"{session_id}@{expires}")
+        await denylist._reload()
+        assert denylist._mirror.get(str(session_id)) == pytest.approx(expires)

@@ -74,6 +74,7 @@ class SessionDenylist:
         self.feed.on_resync(self._reload)
         self._mirror: dict[str, float] = {}
         self._mirror_complete = False
+        self._arrived_during_reload: list[str] | None = None
 
     def key(self, session_id: uuid.UUID) -> str:
         """The key marking ``session_id`` revoked."""
@@ -98,6 +99,8 @@ class SessionDenylist:
         await self.feed.stop()
 
     def _apply(self, payload: str) -> None:
+        if self._arrived_during_reload is not None:
+            self._arrived_during_reload.append(payload)
         if payload == _COMPLETE:
             self._mirror_complete = True
             return
@@ -107,12 +110,20 @@ class SessionDenylist:
 
     async def _reload(self) -> None:
         now_ms = time.time() * 1000
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self.sentinel_key)
-            pipe.zrangebyscore(self.index_key, now_ms, "+inf", withscores=True)
-            complete, entries = await pipe.execute()
+        self._arrived_during_reload = []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.exists(self.sentinel_key)
+                pipe.zrangebyscore(self.index_key, now_ms, "+inf", withscores=True)
+                complete, entries = await pipe.execute()
+        finally:
+            arrived, self._arrived_during_reload = self._arrived_during_reload, None
         self._mirror = {str(member): float(score) / 1000 for member, score in entries}
         self._mirror_complete = bool(complete)
+        # A revocation published while the index was being read may be missing from what
+        # was read: apply such messages again on top of the fresh copy.
+        for payload in arrived:
+            self._apply(payload)
 
     async def is_revoked(self, session_id: uuid.UUID) -> bool:
         """Whether the session is revoked; falls back (or fails closed) when no copy can say."""
