@@ -46,11 +46,6 @@ _STATEMENT_LOG_CHARS = 500
 log = get_logger(__name__)
 
 
-def is_sqlite(url: str) -> bool:
-    """True for a SQLite URL."""
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def create_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEngine:
     """Build the async engine with pool, timeouts and instrumentation from ``settings``."""
     url = url or settings.resolved_database_url()

@@ -107,12 +107,6 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def mark_process_dead(pid: int) -> None:
-    """Drop a dead worker's live gauges (called by the process supervisor)."""
-    if multiprocess_dir():
-        prom_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-
-
 def metrics_router() -> APIRouter:
     """``GET /metrics`` in the Prometheus text format."""
     router = APIRouter()
