@@ -79,12 +79,16 @@ class TestResourceService:
 
         assert (await client.post("/api/v1/auth/logout", headers=bearer(tokens))).status_code == 204
         logged_out = time.monotonic()
+        # The guarantee is about when the revocation takes effect, so judge by when the
+        # refused request was sent (a busy machine can make one request itself slow).
         while True:
+            sent_at = time.monotonic() - logged_out
             response = await orders.get("/whoami", headers=bearer(tokens))
-            if response.status_code == 401 or time.monotonic() - logged_out > 1.0:
+            if response.status_code == 401 or sent_at > 1.0:
                 break
+            await asyncio.sleep(0.02)
         assert response.status_code == 401
-        assert time.monotonic() - logged_out <= 1.0
+        assert sent_at <= 1.0
         assert response.json()["error"] == "invalid_token"
 
     async def test_scopes_are_enforced(
