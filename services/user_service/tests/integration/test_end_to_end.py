@@ -10,8 +10,6 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.app import create_app as create_service_app
-from servicekit.auth import jwks_auth
 from servicekit.settings import ServiceSettings
 from servicekit.testing import app_client
 from user_service.config import UserServiceSettings
@@ -19,7 +17,7 @@ from user_service.main import create_app
 from user_service.models import User
 
 from ..conftest import PASSWORD, bearer, live_email, login
-from .test_resource_service import orders_router
+from .test_resource_service import orders_app
 
 pytestmark = pytest.mark.integration
 
@@ -41,19 +39,7 @@ async def users_api(
 async def orders_api(
     users_api: httpx.AsyncClient, settings: UserServiceSettings, test_settings: ServiceSettings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_service_app(
-        test_settings.model_copy(update={"service_name": "orders"}),
-        [orders_router()],
-        on_startup=[
-            jwks_auth(
-                "http://test/.well-known/jwks.json",
-                issuer=settings.jwt.issuer,
-                audience=settings.jwt.audience,
-                http_client=users_api,
-            )
-        ],
-    )
-    async with app_client(app) as client:
+    async with app_client(orders_app(users_api, settings, test_settings)) as client:
         yield client
 
 

@@ -38,11 +38,11 @@ def orders_router() -> APIRouter:
     return router
 
 
-@pytest.fixture
-async def orders(
-    client: httpx.AsyncClient, settings: UserServiceSettings, test_settings: ServiceSettings
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The resource service; it reaches the user service's JWKS over HTTP (in-process)."""
+def orders_app(
+    users: httpx.AsyncClient, settings: UserServiceSettings, test_settings: ServiceSettings
+) -> FastAPI:
+    """A second service on the chassis, trusting the user service reached through ``users``
+    (its JWKS over HTTP, its denylist in the same Redis namespace)."""
     resource_settings = test_settings.model_copy(
         update={
             "service_name": "orders",
@@ -51,7 +51,7 @@ async def orders(
             ),
         }
     )
-    app: FastAPI = create_service_app(
+    return create_service_app(
         resource_settings,
         [orders_router()],
         on_startup=[
@@ -59,11 +59,18 @@ async def orders(
                 "http://test/.well-known/jwks.json",
                 issuer=settings.jwt.issuer,
                 audience=settings.jwt.audience,
-                http_client=client,
+                http_client=users,
             )
         ],
     )
-    async with app_client(app) as orders_client:
+
+
+@pytest.fixture
+async def orders(
+    client: httpx.AsyncClient, settings: UserServiceSettings, test_settings: ServiceSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The resource service next to the test's user service."""
+    async with app_client(orders_app(client, settings, test_settings)) as orders_client:
         yield orders_client
 
 
