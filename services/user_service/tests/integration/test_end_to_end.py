@@ -17,7 +17,7 @@ from user_service.main import create_app
 from user_service.models import User
 
 from ..conftest import PASSWORD, bearer, live_email, login
-from .test_resource_service import orders_app
+from .test_resource_service import orders_app, refused_within_a_second
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ async def test_register_login_refresh_reuse_relogin_logout(
     assert reused.status_code == 401
     for tokens in (first, second):
         assert (await users_api.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 401
-        assert (await orders_api.get("/whoami", headers=bearer(tokens))).status_code == 401
+        assert await refused_within_a_second(orders_api, tokens)
     stolen_successor = await users_api.post(
         "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
     )
@@ -80,4 +80,4 @@ async def test_register_login_refresh_reuse_relogin_logout(
     assert (await orders_api.get("/whoami", headers=bearer(again))).status_code == 200
     assert (await users_api.post("/api/v1/auth/logout", headers=bearer(again))).status_code == 204
     assert (await users_api.get("/api/v1/users/me", headers=bearer(again))).status_code == 401
-    assert (await orders_api.get("/whoami", headers=bearer(again))).status_code == 401
+    assert await refused_within_a_second(orders_api, again)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -63,6 +63,19 @@ def orders_app(
             )
         ],
     )
+
+
+async def refused_within_a_second(service: httpx.AsyncClient, tokens: dict[str, Any]) -> bool:
+    """Whether ``/whoami`` refuses ``tokens`` within one second (the revocation guarantee).
+
+    Polls with short sleeps: in-process requests must let the event loop run the
+    service's revocation feed."""
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() <= deadline:
+        if (await service.get("/whoami", headers=bearer(tokens))).status_code == 401:
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 @pytest.fixture
