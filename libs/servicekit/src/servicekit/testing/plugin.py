@@ -6,7 +6,9 @@ Fixtures:
 * ``database_url`` — this run's own database, dropped at the end (services migrate it);
 * ``db_engine`` / ``db_connection`` / ``db_session`` — each test runs inside an outer
   transaction that is rolled back, the session joining it through SAVEPOINTs;
-* ``redis_client`` — a real client; keys under the run's prefix are deleted after each test.
+* ``redis_client`` — a real client; keys under the run's prefix are deleted after each test;
+* ``own_redis`` — a Redis server of the test alone, which the test may stop and start
+  (same unix socket) to exercise outages.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from servicekit.db import SQLITE_BEGIN_KEY, create_engine
+from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.redis import create_redis
 from servicekit.settings import DatabaseSettings, Environment, RedisSettings, ServiceSettings
 from servicekit.testing.backends import (
@@ -141,3 +144,12 @@ async def redis_client(
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A real Redis-protocol server for this test only; stopped at the end if still running."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
