@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SYNC := .venv/.synced
 
-.PHONY: help run test check lint type imports deploy-check fmt migrate docs clean
+.PHONY: help run test verify scale-test cluster-test check lint type imports bandit audit deploy-check fmt migrate docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +24,34 @@ run: $(SYNC) ## Serve the API on http://127.0.0.1:8000 (SQLite + embedded Redis 
 test: $(SYNC) ## Run the test suite (local PostgreSQL/Redis when reachable, else SQLite + embedded Redis)
 	$(UV) run --frozen pytest
 
-check: lint type imports deploy-check ## Lint, format check, mypy strict, import layers and deploy/ validation
+scale-test: $(SYNC) ## Scale-out: three processes behind nginx (shared state, kill -9), then the Redis Cluster subset (~1.5 min)
+	bash scripts/ensure-tools.sh
+	$(UV) run --frozen pytest -m scale services/user_service/tests/scale
+	$(MAKE) --no-print-directory cluster-test
+
+# The tests that touch Redis (cache, rate limits, lockout, denylist and its mirror, change
+# feed, sessions, tokens, user cache, resource service), against a three-primary Redis Cluster.
+CLUSTER_TESTS := \
+	libs/servicekit/tests/test_cache.py libs/servicekit/tests/test_cache_degraded.py \
+	libs/servicekit/tests/test_rate_limit.py \
+	libs/servicekit/tests/test_denylist_mirror.py libs/servicekit/tests/test_health.py \
+	libs/servicekit/tests/test_tracing.py \
+	services/user_service/tests/api/test_auth.py services/user_service/tests/api/test_rate_limits.py \
+	services/user_service/tests/api/test_sessions.py services/user_service/tests/api/test_tokens.py \
+	services/user_service/tests/api/test_token_endpoints.py services/user_service/tests/api/test_health.py \
+	services/user_service/tests/api/test_admin_changes.py \
+	services/user_service/tests/integration/test_denylist.py \
+	services/user_service/tests/integration/test_user_cache.py \
+	services/user_service/tests/integration/test_resource_service.py \
+	services/user_service/tests/integration/test_concurrency.py
+
+cluster-test: $(SYNC) ## Run the Redis-dependent tests against a real 3-primary Redis Cluster on loopback ports (~1 min)
+	SERVICEKIT_TEST_BACKENDS=cluster $(UV) run --frozen pytest $(CLUSTER_TESTS)
+
+verify: $(SYNC) ## Fault injection, fuzzing, concurrency, security and migration groups against local PostgreSQL + Redis, one summary table (~5 min)
+	$(UV) run --frozen python scripts/verify.py
+
+check: lint type imports bandit deploy-check ## Lint, format check, mypy strict, import layers, bandit and deploy/ validation
 
 lint: $(SYNC) ## ruff lint and format check
 	$(UV) run --frozen ruff check .
@@ -35,6 +62,18 @@ type: $(SYNC) ## mypy strict
 
 imports: $(SYNC) ## import-linter: layers point one way
 	$(UV) run --frozen lint-imports
+
+bandit: $(SYNC) ## bandit security lint of the source (skips justified in pyproject [tool.bandit])
+	$(UV) run --frozen bandit -c pyproject.toml -r libs/servicekit/src services/user_service/src -q
+
+# pip-audit queries pypi.org (or osv.dev) for advisories, so it needs that network: it is not
+# part of `make check`. --strict fails when any package could not be audited (never a false
+# "no known vulnerabilities" offline). The lock is exported with hashes, so nothing resolves.
+PIP_AUDIT := pip-audit==2.10.1
+audit: $(SYNC) ## Audit every locked dependency for known vulnerabilities (pip-audit; needs pypi.org)
+	@req=$$(mktemp) && trap 'rm -f "$$req"' EXIT && \
+		$(UV) export --frozen --quiet --all-groups --no-emit-workspace --format requirements-txt -o "$$req" && \
+		$(UV) tool run $(PIP_AUDIT) --strict --disable-pip --require-hashes --progress-spinner off -r "$$req"
 
 deploy-check: $(SYNC) ## Validate deploy/: hadolint, image smoke run, Compose, nginx, Kubernetes, Prometheus rules
 	$(UV) run --frozen bash scripts/deploy-check.sh

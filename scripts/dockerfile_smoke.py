@@ -21,23 +21,32 @@ layout and Docker's own instruction semantics.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from dockerfile_model import (
+    ROOT,
+    Instruction,
+    Stage,
+    copy_from_context,
+    exec_form,
+    load_dockerignore,
+    parse_dockerfile,
+    split_flags,
+)
+
+from servicekit.testing.process import free_port
+
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 #: Container paths that live under the scratch root instead of the host's ``/``.
@@ -70,123 +79,9 @@ def say(message: str) -> None:
 
 
 # ---------------------------------------------------------------- Dockerfile
-@dataclass
-class Instruction:
-    keyword: str
-    args: str
-    line: int
-
-
-@dataclass
-class Stage:
-    name: str
-    instructions: list[Instruction] = field(default_factory=list)
-
-
-def parse_dockerfile(text: str) -> list[Stage]:
-    """Stages with their instructions (continuations joined, comments dropped)."""
-    stages: list[Stage] = []
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if not pending:
-            start = number
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, args = (pending + stripped).partition(" ")
-        pending = ""
-        instruction = Instruction(keyword.upper(), args.strip(), start)
-        if instruction.keyword == "FROM":
-            words = instruction.args.split()
-            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else str(len(stages))
-            stages.append(Stage(name))
-        elif stages:
-            stages[-1].instructions.append(instruction)
-    return stages
-
-
-def split_flags(args: str) -> tuple[dict[str, str], list[str]]:
-    """Leading ``--flag=value`` options and the remaining words."""
-    words = shlex.split(args)
-    flags: dict[str, str] = {}
-    while words and words[0].startswith("--"):
-        key, _, value = words.pop(0)[2:].partition("=")
-        flags[key] = value
-    return flags, words
 
 
 # ---------------------------------------------------------------- .dockerignore
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """Docker's matching: ``*`` and ``?`` stay within one path segment, ``**`` crosses them."""
-    out, i = "", 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**", i):
-            i += 2
-            if pattern.startswith("/", i):
-                i += 1
-                out += "(?:.*/)?"
-            else:
-                out += ".*"
-            continue
-        if char == "*":
-            out += "[^/]*"
-        elif char == "?":
-            out += "[^/]"
-        elif char == "[":
-            end = pattern.index("]", i)
-            out += pattern[i : end + 1]
-            i = end
-        else:
-            out += re.escape(char)
-        i += 1
-    return re.compile(f"^{out}$")
-
-
-def load_dockerignore(path: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    rules = []
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        cleaned = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
-        rules.append((negate, _pattern_regex(cleaned)))
-    return rules
-
-
-def is_ignored(relpath: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
-    """Last matching rule wins; a rule matching a parent folder matches the path too."""
-    parts = relpath.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    ignored = False
-    for negate, regex in rules:
-        if any(regex.match(c) for c in candidates):
-            ignored = not negate
-    return ignored
-
-
-def copy_from_context(source: str, dest: Path, rules: list[tuple[bool, re.Pattern[str]]]) -> int:
-    """Copy what the build context holds of ``source`` to ``dest``; the number of files."""
-    origin = ROOT / source
-    if not origin.exists() or is_ignored(source.rstrip("/"), rules):
-        raise SystemExit(f"COPY source {source} is missing from the build context")
-    files = [origin] if origin.is_file() else sorted(p for p in origin.rglob("*") if p.is_file())
-    copied = 0
-    for path in files:
-        rel = path.relative_to(ROOT).as_posix()
-        if is_ignored(rel, rules):
-            continue
-        target = dest if origin.is_file() else dest / path.relative_to(origin)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
-        copied += 1
-    if not copied:
-        raise SystemExit(f"COPY source {source}: every file is excluded by .dockerignore")
-    return copied
 
 
 # ---------------------------------------------------------------- simulation
@@ -199,6 +94,8 @@ class Simulation:
         self.env: dict[str, str] = {}
         self.workdir = "/"
         self.simulated: set[str] = set()
+        #: Folders of host tools standing in for skipped ``COPY --from`` binaries.
+        self.tool_dirs: list[str] = []
 
     def path(self, container_path: str) -> Path:
         """Where a container path lives: scratch paths under the root, others on the host."""
@@ -229,8 +126,26 @@ class Simulation:
             if k not in LEAKY_VARIABLES and not k.startswith(LEAKY_PREFIXES)
         }
 
+    def run_env(self) -> dict[str, str]:
+        """A ``RUN`` step's environment: the stage's ``ENV`` over the host's, with the host
+        tools found for skipped ``COPY --from`` steps first on ``PATH``."""
+        env = {**self.base_env(), **self.env}
+        env["PATH"] = os.pathsep.join([*self.tool_dirs, env.get("PATH", os.defpath)])
+        return env
+
+    def host_tool(self, ins: Instruction, dest: str) -> None:
+        """Find the host's copy of a binary the image takes from another image. uv installed
+        with pip is reached as ``python3 -m uv`` and is not on ``PATH``; ``uv run`` names
+        the running binary in ``$UV``."""
+        name = Path(dest).name
+        found = shutil.which(name) or (os.environ.get("UV") if name == "uv" else None)
+        if found is None:
+            raise SystemExit(f"line {ins.line}: COPY --from needs {name} on the host")
+        self.tool_dirs.append(str(Path(found).parent))
+        say(f"  line {ins.line}: COPY --from skipped, host {name} used: {found}")
+
     def run_stage(self, stage: Stage, *, execute_run: bool) -> None:
-        self.env, self.workdir = {}, "/"
+        self.env, self.workdir, self.tool_dirs = {}, "/", []
         for ins in stage.instructions:
             if ins.keyword == "ENV":
                 for word in shlex.split(ins.args):
@@ -250,7 +165,7 @@ class Simulation:
                 step = subprocess.run(  # noqa: S603 - the Dockerfile's own command
                     ["bash", "-euo", "pipefail", "-c", command],  # noqa: S607
                     cwd=self.path(self.workdir),
-                    env={**self.base_env(), **self.env},
+                    env=self.run_env(),
                     capture_output=True,
                     text=True,
                     check=False,
@@ -266,7 +181,7 @@ class Simulation:
         source_stage = flags.get("from")
         if source_stage is not None:
             if source_stage not in self.simulated:
-                say(f"  line {ins.line}: COPY --from={source_stage} skipped (host tool instead)")
+                self.host_tool(ins, dest)
                 return
             for source in sources:
                 src, dst = self.path(source), self.path(dest)
@@ -281,26 +196,6 @@ class Simulation:
                 target = target / Path(source).name
             count = copy_from_context(source, target, self.rules)
             say(f"  line {ins.line}: COPY {source} ({count} files)")
-
-
-def exec_form(stage: Stage, keyword: str) -> list[str]:
-    for ins in stage.instructions:
-        if ins.keyword == keyword:
-            args = ins.args
-            if keyword == "HEALTHCHECK":
-                args = args[args.index("CMD") + 3 :]
-            value = json.loads(args)
-            if not isinstance(value, list):
-                raise SystemExit(f"{keyword} must use the exec (JSON) form")
-            return [str(v) for v in value]
-    raise SystemExit(f"the final stage has no {keyword}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def smoke(sim: Simulation, runtime: Stage) -> None:

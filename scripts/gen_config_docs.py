@@ -9,9 +9,9 @@ environment variable, type, default and description. A description comes from, i
 
 1. the field's ``description``;
 2. the ``#:`` comment lines right above the field, or a trailing ``#`` comment on it, in
-   the class that declares it (the closest one in the MRO);
-3. :data:`NOTES` below, for fields not yet documented in code — prefer adding a ``#:``
-   comment to the settings class, which then takes precedence.
+   the class that declares it (the closest one in the MRO).
+
+A field with neither is a gap the test of this page reports.
 
 The output depends only on the code, never on the machine: a default computed from the
 machine (the CPU count) is described rather than printed, and no settings object is built
@@ -81,148 +81,6 @@ MACHINE_DEPENDENT = {
     "time": "(computed)",
     "uuid4": "(computed)",
     "random": "(computed)",
-}
-
-#: Descriptions of fields that have none in code, by dotted path. A ``description`` or a
-#: ``#:`` comment on the field wins over the entry here.
-NOTES = {
-    # top level
-    "service_name": (
-        "Names the SQLite file, the Redis keys (`{key_prefix}{service_name}:…`), the Redis "
-        "client (`{environment}.{service_name}`), the `service` log field, the asyncpg "
-        "`application_name` and the OpenTelemetry `service.name`."
-    ),
-    "environment": (
-        "`production` turns on the start-up checks (no placeholder or short secret, a JWT "
-        "signing key required) and JSON logs, and keeps links out of the console mail log."
-    ),
-    "debug": (
-        "Builds the engine with `hide_parameters=False`, so SQL errors and logs may show "
-        "bound parameters. Never turns on FastAPI's debug mode."
-    ),
-    "data_dir": (
-        "Local folder, relative to the working directory: the SQLite file, the embedded "
-        "Redis socket and log, the development JWT key and the Prometheus multiprocess files."
-    ),
-    "secret_key": (
-        "Key of the HMAC that derives a rotated refresh token's successor. Production "
-        "refuses the development placeholder and anything under 32 characters."
-    ),
-    "database_url": (
-        "Wins over `USER_SERVICE_DATABASE__URL`; empty counts as unset. Unset: the SQLite "
-        "file `{DATA_DIR}/{service_name}.db`."
-    ),
-    "redis_url": (
-        "Wins over `USER_SERVICE_REDIS__URL`; empty counts as unset. Unset: `serve` starts "
-        "an embedded `valkey-server` on `{DATA_DIR}/redis.sock`."
-    ),
-    "host": "Listen address of `serve`; wins over `USER_SERVICE_SERVER__HOST`.",
-    "port": "Listen port of `serve`; wins over `USER_SERVICE_SERVER__PORT`.",
-    "workers": "uvicorn worker processes; wins over `USER_SERVICE_SERVER__WORKERS`.",
-    # database
-    "database.url": (
-        "SQLAlchemy async URL (`postgresql+asyncpg://…` or `sqlite+aiosqlite:///…`). "
-        "Unset: the SQLite file `{DATA_DIR}/{service_name}.db`."
-    ),
-    "database.pool_size": "Pooled connections per process.",
-    "database.max_overflow": "Connections allowed beyond the pool.",
-    "database.pool_timeout_s": "Seconds to wait for a free pooled connection before failing.",
-    "database.pool_recycle_s": "Replace connections older than this (`-1`: never). Not SQLite.",
-    "database.pool_pre_ping": "Test each connection on checkout and replace it if dead.",
-    "database.connect_timeout_s": "asyncpg connect timeout; SQLite's lock-wait `timeout`.",
-    "database.statement_timeout_ms": (
-        "PostgreSQL `statement_timeout` per connection (asyncpg only); `0` leaves it unset."
-    ),
-    "database.slow_query_ms": (
-        "Statements at least this slow are logged (`db.slow_query`) and counted "
-        "(`db_slow_queries_total`)."
-    ),
-    "database.echo": "Log every statement (the `sqlalchemy.engine` logger at INFO).",
-    # redis
-    "redis.url": "`redis://…`, `rediss://…` or `unix://…`. Unset: the embedded server.",
-    "redis.socket_timeout_s": "Per-command socket timeout.",
-    "redis.connect_timeout_s": "Connect timeout.",
-    "redis.retries": "Retries on connection errors and timeouts.",
-    "redis.backoff_base_s": "Base of the jittered exponential backoff between retries.",
-    "redis.backoff_cap_s": "Cap of that backoff.",
-    "redis.health_check_interval_s": "redis-py's idle-connection health check interval.",
-    "redis.max_connections": "Connection pool size per process.",
-    "redis.key_prefix": "Prepended to every key, e.g. to share one Redis between stacks.",
-    # http
-    "http.cors_origins": (
-        "Allowed origins; empty installs no CORS middleware. With origins, credentials are "
-        "allowed and the request-id, ETag, `Retry-After` and `RateLimit-*` headers exposed."
-    ),
-    "http.trusted_hosts": (
-        "Accepted `Host` values: names, `*.example.com` or `*`. Others get 400 "
-        "`invalid_host`; `/health/*` and `/metrics` answer any host."
-    ),
-    "http.max_body_bytes": "Larger request bodies get 413 problem+json.",
-    "http.hsts": "Add `Strict-Transport-Security: max-age=63072000; includeSubDomains`.",
-    # logging
-    "logging.level": "Root and uvicorn log level.",
-    "logging.access_log": "Write the `http.request` line for every request.",
-    # tracing
-    "tracing.enabled": (
-        "Export OpenTelemetry spans (FastAPI, SQLAlchemy, Redis); health and metrics "
-        "requests are not traced."
-    ),
-    "tracing.otlp_endpoint": (
-        "OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces`. Unset: the "
-        "exporter's default (`OTEL_EXPORTER_OTLP_*`, else `localhost:4318`)."
-    ),
-    "tracing.sample_ratio": "Parent-based trace-id ratio sampler.",
-    # server
-    "server.host": "Listen address of `serve`.",
-    "server.port": "Listen port of `serve`.",
-    "server.workers": "uvicorn worker processes.",
-    "server.graceful_timeout_s": "How long in-flight requests may run on after SIGTERM.",
-    # rate_limit
-    "rate_limit.enabled": "Switch every rule off (the lockout has its own switch).",
-    "rate_limit.api_prefix": "Paths the `global_ip` rule applies to.",
-    "rate_limit.rules": "Rules by name; a rule missing here is not enforced.",
-    # jwt
-    "jwt.issuer": "The `iss` claim, and the base URL of the discovery document's links.",
-    "jwt.audience": "The `aud` claim required in access tokens.",
-    "jwt.algorithm": "Algorithm of the signing key (Ed25519 or RSA).",
-    "jwt.access_token_ttl_minutes": (
-        "Access-token lifetime; revoked sessions stay on the denylist this long plus 30 s."
-    ),
-    "jwt.refresh_token_ttl_days": "Session (refresh-token) lifetime from sign-in.",
-    "jwt.refresh_grace_seconds": (
-        "A rotated refresh token presented again within this window gets the same "
-        "successor; later, it revokes the session."
-    ),
-    "jwt.private_key_file": "File holding the PEM signing key (used when `PRIVATE_KEY` is unset).",
-    "jwt.jwks_max_age_s": "`Cache-Control: max-age` of `/.well-known/jwks.json`.",
-    # password
-    "password.min_length": "Shortest accepted password.",
-    "password.max_length": "Longest accepted password.",
-    "password.argon2_memory_kib": "argon2id memory cost (KiB).",
-    "password.argon2_time_cost": "argon2id iterations.",
-    "password.argon2_parallelism": "argon2id lanes.",
-    # introspection
-    "introspection.clients": (
-        "Client id → secret, sent as HTTP Basic credentials to `/api/v1/auth/introspect`. "
-        "Empty: every call gets 401 `invalid_client`."
-    ),
-    # email
-    "email.from_address": "The `From` address of outgoing mail.",
-    "email.verification_ttl_minutes": "Lifetime of an email-verification link.",
-    "email.password_reset_ttl_minutes": "Lifetime of a password-reset link.",
-    "email.smtp.host": "SMTP relay host.",
-    "email.smtp.port": "SMTP relay port.",
-    "email.smtp.username": "SMTP login; unset: no authentication.",
-    "email.smtp.timeout_s": "Connect and command timeout.",
-    # cache
-    "cache.enabled": "Off: every read goes to the database.",
-    "cache.user_ttl_s": "Lifetime of a cached user (±10 % jitter).",
-    # lockout
-    "lockout.enabled": "Switch the account lockout off.",
-    "lockout.threshold": "Failed sign-ins within `window_s` that lock the account.",
-    "lockout.window_s": "Window in which failures are counted.",
-    "lockout.base_s": "Length of the first lock; each further lock doubles.",
-    "lockout.cap_s": "Longest lock.",
 }
 
 
@@ -303,7 +161,7 @@ def _description(owner: type[BaseModel], name: str, field: FieldInfo, path: str)
             comment = _comments(cls).get(name)
             if comment:
                 return comment
-    return NOTES.get(path, "")
+    return ""
 
 
 # ------------------------------------------------------------------ types and values
@@ -575,7 +433,7 @@ INTRO = f"""\
 # Configuration reference
 
 <!-- Generated by scripts/gen_config_docs.py from {SETTINGS.__module__}.{SETTINGS.__name__}.
-     Do not edit: change the settings classes (or the script's NOTES) and run `make docs`. -->
+     Do not edit: change the settings classes and run `make docs`. -->
 
 Every setting of the user service, generated from the settings classes by
 `scripts/gen_config_docs.py` (`make docs`); a test fails when this page and the code
@@ -606,7 +464,11 @@ def render() -> str:
         "field named in the second column and wins over that field's prefixed variable.\n\n"
         + _table(["variable", "sets", "type", "default", "description"], _platform_rows())
     )
-    for section in _sections(SETTINGS, None, []):
+    sections = list(_sections(SETTINGS, None, []))
+    undocumented = [row.env for section in sections for row in section.rows if not row.description]
+    if undocumented:
+        raise RuntimeError(f"gen_config_docs: add a #: comment to {undocumented}")
+    for section in sections:
         body = [f"## {section.heading}"]
         if section.intro:
             body.append(section.intro)
@@ -622,19 +484,7 @@ def render() -> str:
             )
         body.extend(section.blocks)
         parts.append("\n\n".join(body))
-    unknown_notes = sorted(set(NOTES) - set(_all_paths(SETTINGS, [])))
-    if unknown_notes:
-        raise RuntimeError(f"gen_config_docs: NOTES names unknown settings: {unknown_notes}")
     return "\n\n".join(parts) + "\n"
-
-
-def _all_paths(model: type[BaseModel], path: list[str]) -> Iterator[str]:
-    for name, field in model.model_fields.items():
-        group = _group_type(field.annotation)
-        if group is not None:
-            yield from _all_paths(group, [*path, name])
-        else:
-            yield ".".join([*path, name])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,9 @@ from servicekit.errors import Conflict
 from servicekit.orm import make_metadata
 from servicekit.settings import ServiceSettings
 
+# Fixtures of the cache tests (test_cache.py, test_cache_degraded.py).
+from .cache_support import cache, name  # noqa: F401
+
 
 class Base(DeclarativeBase):
     metadata = make_metadata()

@@ -49,7 +49,7 @@ def test_rendering_does_not_depend_on_the_machine(monkeypatch: pytest.MonkeyPatc
     text = render()
     assert "977" not in text
     assert "host-from-the-environment" not in text
-    assert "| `USER_SERVICE_DATABASE__POOL_SIZE` | int ≥ 1 | `10` |" in text
+    assert "| `USER_SERVICE_DATABASE__POOL_SIZE` | int ≥ 1 | `20` |" in text
     assert "| number of CPUs |" in text
 
 

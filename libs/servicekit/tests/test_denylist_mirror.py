@@ -8,9 +8,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from servicekit.auth import SessionDenylist
+from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.redis import AnyRedis, create_redis
 from servicekit.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def pair(
-    redis_client: Redis, test_settings: ServiceSettings
+    redis_client: AnyRedis, test_settings: ServiceSettings
 ) -> AsyncIterator[tuple[SessionDenylist, SessionDenylist]]:
     namespace = f"mirror-{uuid.uuid4().hex[:6]}"
     lists = [
@@ -63,7 +65,7 @@ class TestMirror:
         assert b.feed.fresh  # answered from the mirror, not a round trip
 
     async def test_a_lost_message_is_caught_by_the_generation_poll(
-        self, pair: tuple[SessionDenylist, SessionDenylist], redis_client: Redis
+        self, pair: tuple[SessionDenylist, SessionDenylist], redis_client: AnyRedis
     ) -> None:
         _, b = pair
         session_id = uuid.uuid4()
@@ -75,9 +77,9 @@ class TestMirror:
         assert await _seen_by(b, session_id) < 1.0
 
     async def test_an_unreachable_redis_makes_the_mirror_stale(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
-        dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.1)
+        dead = create_redis(test_settings, "redis://127.0.0.1:1/0")  # nothing listens there
         calls: list[uuid.UUID] = []
 
         async def fallback(session_id: uuid.UUID) -> bool:
@@ -96,7 +98,7 @@ class TestMirror:
             await dead.aclose()
 
     async def test_a_message_arriving_during_a_reload_is_not_lost(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         denylist = SessionDenylist(
             redis_client, key_prefix=test_settings.redis.key_prefix, namespace="reload-race"
@@ -108,3 +110,32 @@ class TestMirror:
         asyncio.get_running_loop().call_soon(denylist._apply, f"{session_id}@{expires}")
         await denylist._reload()
         assert denylist._mirror.get(str(session_id)) == pytest.approx(expires)
+
+    async def test_a_revocation_redis_missed_survives_its_return_with_old_data(
+        self, own_redis: EmbeddedRedis, test_settings: ServiceSettings
+    ) -> None:
+        # Redis comes back with its data (persistence, a partition): the list looks complete
+        # but lacks what was revoked meanwhile; until the issuer rebuilds it, this instance
+        # must still refuse the session it revoked itself.
+        redis = create_redis(test_settings, own_redis.url)
+        denylist = SessionDenylist(redis, namespace="kept", max_staleness_s=0.3)
+        try:
+            await denylist.mark_complete()
+            await denylist.start()
+            await _until(lambda: denylist.feed.fresh)
+            await redis.save()
+            own_redis.stop()
+            # A failed poll: the feed resynchronises (reloads the mirror) once Redis is back.
+            await _until(lambda: denylist.feed._generation is None)
+            session_id = uuid.uuid4()
+            with pytest.raises(RedisError):
+                await denylist.revoke([(session_id, 60)])
+            own_redis.start()
+            assert not denylist.feed.fresh  # asked of Redis, whose list looks complete
+            assert await denylist.is_revoked(session_id)
+            await _until(lambda: denylist.feed.fresh)  # after the reload
+            assert await denylist.is_complete()
+            assert await denylist.is_revoked(session_id)
+        finally:
+            await denylist.stop()
+            await redis.aclose()

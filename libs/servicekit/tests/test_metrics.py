@@ -12,7 +12,11 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from servicekit.app import create_app
+from servicekit.settings import ServiceSettings
 from servicekit.testing import app_client
+
+from .conftest import items_router
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +60,18 @@ def latency_count(snapshot: Snapshot, method: str, route: str) -> float:
 
 
 class TestHttpMetrics:
+    async def test_an_included_router_is_labelled_with_its_prefix(
+        self, test_settings: ServiceSettings, kit_tables: None
+    ) -> None:
+        app = create_app(test_settings, [("/api/v1", items_router())])
+        async with app_client(app) as client:
+            created = await client.post("/api/v1/items", json={"name": f"p-{uuid.uuid4().hex}"})
+            item_id = created.json()["id"]
+            assert (await client.get(f"/api/v1/items/{item_id}")).status_code == 200
+            _, _, samples = await scrape(client)
+        routes = {s.labels.get("route") for s in samples if s.name == "http_requests_total"}
+        assert "/api/v1/items/{item_id}" in routes
+
     async def test_requests_are_counted_by_route_template(self, client: httpx.AsyncClient) -> None:
         ids: list[int] = []
         for _ in range(2):

@@ -8,25 +8,25 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from servicekit.app import create_app
 from servicekit.client_ip import client_ip, parse_networks
 from servicekit.rate_limit import RateLimited, RateLimiter, RateLimitUnavailable
+from servicekit.redis import AnyRedis, create_redis
 from servicekit.settings import HttpSettings, RateLimitSettings, RuleSettings, ServiceSettings
 from servicekit.testing import app_client
 
 from .conftest import items_router
 
 
-def _limiter(redis: Redis, settings: ServiceSettings, **rules: RuleSettings) -> RateLimiter:
+def _limiter(redis: AnyRedis, settings: ServiceSettings, **rules: RuleSettings) -> RateLimiter:
     return RateLimiter(redis, rules, namespace="kit", key_prefix=settings.redis.key_prefix)
 
 
 @pytest.mark.integration
 class TestRateLimiter:
     async def test_allows_the_limit_then_refuses_with_headers(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         limiter = _limiter(redis_client, test_settings, r=RuleSettings(limit=3, period_s=60))
         remaining = [(await limiter.check([("r", "a")]))[0].remaining for _ in range(3)]
@@ -42,7 +42,7 @@ class TestRateLimiter:
         assert (await limiter.check([("r", "b")]))[0].allowed
 
     async def test_concurrent_requests_never_exceed_the_limit(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         limiter = _limiter(redis_client, test_settings, r=RuleSettings(limit=10, period_s=60))
 
@@ -57,7 +57,7 @@ class TestRateLimiter:
         assert sum(outcomes) == 10
 
     async def test_each_check_touches_one_hash_slot(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         limiter = _limiter(redis_client, test_settings)
         key = limiter.key("login_account", "someone@example.com")
@@ -68,7 +68,7 @@ class TestRateLimiter:
     async def test_redis_down_fails_open_or_closed_per_rule(
         self, test_settings: ServiceSettings
     ) -> None:
-        dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+        dead = create_redis(test_settings, "redis://127.0.0.1:1/0")  # nothing listens there
         rules = {
             "open": RuleSettings(limit=1, period_s=60),
             "closed": RuleSettings(limit=1, period_s=60, fail_closed=True),
@@ -111,7 +111,7 @@ class TestClientIp:
 
 @pytest.fixture
 async def limited_client(
-    test_settings: ServiceSettings, kit_tables: None, redis_client: Redis
+    test_settings: ServiceSettings, kit_tables: None, redis_client: AnyRedis
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = test_settings.model_copy(
         update={
@@ -153,7 +153,7 @@ class TestGlobalLimit:
 @pytest.mark.integration
 class TestLeases:
     async def test_leases_never_admit_more_than_the_limit(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         rule = RuleSettings(limit=10, period_s=600, lease=4)
         instances = [_limiter(redis_client, test_settings, r=rule) for _ in range(2)]
@@ -168,7 +168,7 @@ class TestLeases:
         assert admitted >= 10 - 2 * (rule.lease - 1)  # unused slots held by an instance
 
     async def test_a_lease_saves_round_trips(
-        self, redis_client: Redis, test_settings: ServiceSettings
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         limiter = _limiter(
             redis_client, test_settings, r=RuleSettings(limit=1000, period_s=60, lease=50)
@@ -180,3 +180,27 @@ class TestLeases:
         assert not await redis_client.exists(limiter.key("r", "ip"))
         await limiter.check([("r", "ip")])  # the lease is spent: back to Redis
         assert await redis_client.exists(limiter.key("r", "ip"))
+
+    async def test_concurrent_requests_share_one_lease_refill(
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
+    ) -> None:
+        rule = RuleSettings(limit=1000, period_s=600, lease=50)
+        limiter = _limiter(redis_client, test_settings, r=rule)
+        await asyncio.gather(*(limiter.check([("r", "burst")]) for _ in range(200)))
+        # Read what Redis counted through an exact (lease 1) limiter on the same bucket.
+        exact = _limiter(redis_client, test_settings, r=rule.model_copy(update={"lease": 1}))
+        [probe] = await exact.check([("r", "burst")])
+        taken = rule.limit - probe.remaining - 1
+        # 200 requests in leases of 50: four refills, not one per concurrent request.
+        assert taken == 200
+
+    async def test_refusals_reach_queued_requests_and_nothing_is_left_behind(
+        self, redis_client: AnyRedis, test_settings: ServiceSettings
+    ) -> None:
+        rule = RuleSettings(limit=3, period_s=600, lease=5)  # a lease bigger than the limit
+        limiter = _limiter(redis_client, test_settings, r=rule)
+        outcomes = await asyncio.gather(
+            *(limiter.check([("r", "full")]) for _ in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(o, RateLimited) for o in outcomes[3:])
+        assert not limiter._queues  # nothing left behind once the requests are answered

@@ -35,6 +35,19 @@ class TestServiceSettings:
         assert settings.database.pool_size == 42
         assert settings.http.cors_origins == ["https://app.example.com"]
 
+    def test_cluster_mode_and_a_brace_free_key_prefix(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("REDIS__CLUSTER", "true")
+        monkeypatch.setenv("REDIS__KEY_PREFIX", "staging:")
+        settings = ServiceSettings()
+        assert settings.redis.cluster
+        assert settings.redis.key_prefix == "staging:"
+        # A brace in the prefix would become every key's hash tag, one slot for everything.
+        monkeypatch.setenv("REDIS__KEY_PREFIX", "{staging}:")
+        with pytest.raises(ValidationError, match="key_prefix"):
+            ServiceSettings()
+
     def test_sqlite_in_the_data_folder_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("DATABASE_URL", raising=False)
         url = ServiceSettings(

@@ -17,13 +17,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from redis.asyncio import Redis
 from starlette.background import BackgroundTask
 
 from servicekit.app import create_app
 from servicekit.deps import DbSession, RedisClient, get_app_settings
 from servicekit.logging import configure_logging, get_logger
-from servicekit.redis import key
+from servicekit.redis import AnyRedis, key
 from servicekit.settings import LoggingSettings, ServiceSettings
 from servicekit.testing import app_client
 
@@ -127,7 +126,7 @@ async def traced(
     capsys: pytest.CaptureFixture[str],
     json_settings: ServiceSettings,
     kit_tables: None,
-    redis_client: Redis,  # deletes the probe's keys afterwards
+    redis_client: AnyRedis,  # deletes the probe's keys afterwards
 ) -> TracedRequest:
     """Run a traced app through its whole lifespan around one ``POST /probe/{name}``."""
     exporter = KeepsRecordingExporter()

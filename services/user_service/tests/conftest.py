@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,12 +16,17 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from servicekit.migrations import alembic_config as make_alembic_config
-from servicekit.settings import DatabaseSettings, Environment, RedisSettings
+from servicekit.orm import utcnow
+from servicekit.settings import DatabaseSettings, Environment
 from servicekit.testing import Backends, app_client, override_db_session
 from user_service.cli import MIGRATIONS
 from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
-from user_service.models import User
+from user_service.models import EmailToken, TokenPurpose, User
+from user_service.repositories import EmailTokenRepository
+from user_service.tokens import hash_token, new_opaque_token
+
+from .smtp_sink import SmtpSink
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +53,7 @@ def settings(
         rate_limit=rate_limit,
         data_dir=tmp_path_factory.mktemp("user-service-data"),
         database=DatabaseSettings(url=database_url),
-        redis=RedisSettings(
-            url=servicekit_backends.redis_url, key_prefix=servicekit_backends.redis_key_prefix
-        ),
+        redis=servicekit_backends.redis_settings(),
     )
 
 
@@ -86,6 +90,26 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
     return body
 
 
+async def stored_link_token(
+    db_session: AsyncSession, user: dict[str, Any], purpose: TokenPurpose, *, expires_in_s: float
+) -> str:
+    """An emailed-link token for ``user`` written straight to the database (to test expiry
+    without waiting); returns the token as it would appear in the link."""
+    token = new_opaque_token()
+    now = utcnow()
+    await EmailTokenRepository.from_session(db_session).add(
+        EmailToken(
+            token_hash=hash_token(token),
+            user_id=uuid.UUID(user["id"]),
+            purpose=purpose,
+            email=user["email"],
+            created_at=now - timedelta(minutes=30),
+            expires_at=now + timedelta(seconds=expires_in_s),
+        )
+    )
+    return token
+
+
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     """The Authorization header for a token response."""
     return {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -108,3 +132,12 @@ async def live_client(
 def live_email() -> str:
     """A unique email removed by the ``live_client`` fixture's clean-up."""
     return f"live-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on a loopback port, collecting what the service sends."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()

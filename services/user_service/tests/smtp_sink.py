@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import threading
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -15,17 +14,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 
+from servicekit.testing.process import free_port
+
 _TOKEN = re.compile(r"[?&]token=([A-Za-z0-9_-]+)")
 # aiosmtpd logs every connection at INFO, including the one its Controller opens to start.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class SmtpSink:

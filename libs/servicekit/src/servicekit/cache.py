@@ -32,14 +32,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit import metrics
 from servicekit.change_feed import ChangeFeed
 from servicekit.db import on_commit
 from servicekit.logging import get_logger
+from servicekit.redis import REDIS_ERRORS, AnyRedis
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _NEGATIVE = "\x00none"
@@ -111,7 +110,7 @@ class Cache(Generic[ModelT]):
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         *,
         name: str,
         model: type[ModelT],
@@ -137,6 +136,9 @@ class Cache(Generic[ModelT]):
         self._inflight: dict[tuple[str, str], asyncio.Future[ModelT | None]] = {}
         self._pending_invalidations: set[str] = set()
         self._events = metrics.cache_events()
+        # Resolved once: labels() costs more than the increment on the hit path.
+        self._hits = self._events.labels(name, "hit")
+        self._misses = self._events.labels(name, "miss")
         self.local: LocalTier[ModelT] | None = None
         if local_size > 0:
             feed = ChangeFeed(
@@ -183,20 +185,20 @@ class Cache(Generic[ModelT]):
         if local is not None:
             found, value = local.get(key)
             if found:
-                self._events.labels(self.name, "hit").inc()
+                self._hits.inc()
                 return value
         try:
             raw, generation = await self.redis.mget(key, f"{key}:gen")
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._degraded("read", exc)
             return await loader()
         if raw is not None:
-            self._events.labels(self.name, "hit").inc()
+            self._hits.inc()
             value = None if raw == _NEGATIVE else self.model.model_validate_json(raw)
             if local is not None:
                 local.put(key, value, epoch)
             return value
-        self._events.labels(self.name, "miss").inc()
+        self._misses.inc()
         seen = str(generation) if generation else ""
         # Single-flight per key *and generation*: a read that saw a newer generation (a
         # write committed since that load began) must not be handed the load's older value.
@@ -240,7 +242,7 @@ class Cache(Generic[ModelT]):
             payload, ttl_ms = value.model_dump_json(), self._ttl_ms(self.ttl_s)
         try:
             stored = await self._store(keys=[key, f"{key}:gen"], args=[payload, generation, ttl_ms])
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._degraded("write", exc)
             return False
         return bool(stored)
@@ -263,7 +265,7 @@ class Cache(Generic[ModelT]):
                 await pipe.execute()
             if self.local is not None:  # every other instance drops its local copy
                 await self.local.feed.publish(" ".join(keys))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._pending_invalidations.update(keys)
             self._degraded("invalidate", exc)
         else:

@@ -17,11 +17,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from servicekit.logging import get_logger
+from servicekit.redis import REDIS_ERRORS, AnyRedis
 
 # KEYS[1] generation; ARGV[1] channel, ARGV[2] payload. Returns the new generation.
 _PUBLISH = """
@@ -41,7 +40,7 @@ class ChangeFeed:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         *,
         channel: str,
         generation_key: str,
@@ -80,7 +79,7 @@ class ChangeFeed:
         )
 
     async def publish(self, payload: str) -> None:
-        """Announce a change (raises ``RedisError`` if Redis is unreachable)."""
+        """Announce a change (raises one of ``REDIS_ERRORS`` if Redis is unreachable)."""
         await self._publish(keys=[self.generation_key], args=[self.channel, payload])
 
     def _deliver(self, data: str) -> None:
@@ -117,7 +116,7 @@ class ChangeFeed:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and isinstance(message.get("data"), str):
                         self._deliver(message["data"])
-            except (RedisError, OSError, RuntimeError) as exc:
+            except (*REDIS_ERRORS, OSError, RuntimeError) as exc:
                 log.debug("change_feed.listen_failed", channel=self.channel, error=repr(exc))
                 await self._close_pubsub()
                 await asyncio.sleep(self.poll_interval_s)
@@ -126,14 +125,14 @@ class ChangeFeed:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             # Bounded: closing a connection that was cut mid-handshake must not hang.
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*REDIS_ERRORS, OSError, TimeoutError):
                 await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
 
     async def _poll_forever(self) -> None:
         while not self._stopping:
             try:
                 await self.poll()
-            except (RedisError, OSError) as exc:
+            except (*REDIS_ERRORS, OSError) as exc:
                 # Not fresh any more; the next successful poll sees the gap and resyncs.
                 self._generation = None
                 log.debug("change_feed.poll_failed", channel=self.channel, error=repr(exc))

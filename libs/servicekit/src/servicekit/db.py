@@ -17,8 +17,9 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection, ExecutionContext
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import Session
@@ -40,8 +41,12 @@ SESSION_HOOKS = "session_hooks"
 #: plugin's long-lived per-test transaction, which must never hold the write lock idle.
 SQLITE_BEGIN_KEY = "servicekit_sqlite_begin"
 READ_ONLY = {SQLITE_BEGIN_KEY: "BEGIN"}
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 _AFTER_COMMIT_KEY = "servicekit.after_commit"
+#: How long after the server's statement timeout the client stops waiting for an answer.
+_CLIENT_TIMEOUT_MARGIN_S = 2.0
 _STATEMENT_LOG_CHARS = 500
+_CHECKED_OUT_KEY = "servicekit.checked_out"
 
 log = get_logger(__name__)
 
@@ -78,12 +83,59 @@ def create_engine(settings: ServiceSettings, url: str | None = None) -> AsyncEng
             kwargs["connect_args"] = {
                 "timeout": db.connect_timeout_s,
                 "server_settings": server_settings,
+                # The client's own limit: a server that stops answering (a partition) never
+                # sends the statement timeout's error, so without it a request would hang.
+                "command_timeout": (
+                    db.statement_timeout_ms / 1000 + _CLIENT_TIMEOUT_MARGIN_S
+                    if db.statement_timeout_ms
+                    else None
+                ),
             }
     engine = _create_async_engine(url, **kwargs)
     instrument_engine(engine, slow_query_ms=db.slow_query_ms)
+    _wrap_connect_errors(engine)
+    _wrap_command_timeouts(engine)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _wrap_command_timeouts(engine: AsyncEngine) -> None:
+    """A statement the driver gave up on (``command_timeout``) is a lost connection.
+
+    asyncpg raises a bare ``TimeoutError``; as ``OperationalError`` with the connection
+    invalidated it reaches the database error mapping (503 ``database_unavailable``), and the
+    pool drops that connection and every older one: after a partition they are all suspect.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _timeout(context: ExceptionContext) -> BaseException | None:
+        original = context.original_exception
+        if context.sqlalchemy_exception is not None or not isinstance(original, TimeoutError):
+            return None
+        context.is_disconnect = True
+        return sa_exc.OperationalError(
+            context.statement, context.parameters, original, connection_invalidated=True
+        )
+
+
+def _wrap_connect_errors(engine: AsyncEngine) -> None:
+    """Raise a refused or timed-out connect as ``OperationalError`` like any driver error.
+
+    asyncpg lets ``ConnectionRefusedError`` and ``TimeoutError`` escape bare; wrapped, they
+    reach the one database error mapping (503 ``database_unavailable``) instead of a 500.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(
+        dialect: Dialect, _rec: ConnectionPoolEntry, cargs: Any, cparams: Any
+    ) -> DBAPIConnection:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (OSError, TimeoutError) as exc:
+            raise sa_exc.OperationalError(
+                "connect", None, exc, connection_invalidated=True
+            ) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -147,13 +199,17 @@ def instrument_engine(engine: AsyncEngine, *, slow_query_ms: float) -> None:
 
     checked_out = metrics.db_pool_checked_out()
 
+    # A checkout that fails (pre-ping on a dead server, a refused reconnect) is checked in
+    # without its checkout having counted: count only the checkins of counted checkouts.
     @event.listens_for(sync_engine.pool, "checkout")
-    def _checkout(*_: Any) -> None:
+    def _checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        (record.record_info or record.info)[_CHECKED_OUT_KEY] = True  # survives reconnects
         checked_out.inc()
 
     @event.listens_for(sync_engine.pool, "checkin")
-    def _checkin(*_: Any) -> None:
-        checked_out.dec()
+    def _checkin(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        if (record.record_info or record.info).pop(_CHECKED_OUT_KEY, False):
+            checked_out.dec()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -205,9 +261,13 @@ async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSessi
 async def read_only_session(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """A session for reads only: on SQLite it does not queue behind writers for the lock."""
+    """A session for reads only: on SQLite it does not queue behind writers for the lock; on
+    PostgreSQL it runs in autocommit, so a one-statement read is one round trip instead of
+    three (BEGIN, the query, COMMIT). Reads of several statements see no common snapshot."""
     async with sessionmaker() as session:
-        await session.connection(execution_options=READ_ONLY)
+        bind = session.bind
+        sqlite = bind is not None and bind.dialect.name == "sqlite"
+        await session.connection(execution_options=READ_ONLY if sqlite else _AUTOCOMMIT)
         yield session
 
 

@@ -6,18 +6,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db import SessionSource, get_db_session, get_read_session_source
 from servicekit.middleware.rate_limit import CLIENT_IP, LIMITER, RESULTS
 from servicekit.rate_limit import RateLimiter, RateLimitResult
+from servicekit.redis import AnyRedis
 from servicekit.settings import ServiceSettings
 
 
-async def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> AnyRedis:
     """The Redis client built in the lifespan."""
-    client: Redis = request.state.redis
+    client: AnyRedis = request.state.redis
     return client
 
 
@@ -58,6 +58,6 @@ def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
 
 #: One transaction per request, committed before the response is sent.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
-RedisClient = Annotated[Redis, Depends(get_redis)]
+RedisClient = Annotated[AnyRedis, Depends(get_redis)]
 #: Opens read-only sessions on demand (nothing is opened unless called).
 ReadSessions = Annotated[SessionSource, Depends(get_read_session_source)]

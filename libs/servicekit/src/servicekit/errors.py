@@ -1,30 +1,24 @@
 """One error shape for everything: RFC 9457 ``application/problem+json``.
 
-Services raise subclasses of :class:`AppError`; :func:`install_error_handlers` maps them,
-``HTTPException``, request-validation errors and unexpected exceptions to problem
-documents in exactly one place. Unexpected exceptions are logged with the request id and
-answered 500 without a trace, SQL or secret.
+Services raise subclasses of :class:`AppError`; :mod:`servicekit.error_handlers` maps them,
+``HTTPException``, request-validation and database errors to problem documents in exactly
+one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from sqlalchemy import exc as sa_exc
 from starlette.responses import Response
 
 from servicekit.context import current_request_id
-from servicekit.logging import get_logger
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:problem-type:"
-
-log = get_logger(__name__)
 
 
 class AppError(Exception):
@@ -94,6 +88,69 @@ class ServiceUnavailable(AppError):
     message = "The service is temporarily unavailable."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached, or no pooled connection became free in time."""
+
+    code = "database_unavailable"
+    message = "The database is unavailable right now; retry shortly."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
+class DatabaseTimeout(DatabaseUnavailable):
+    """A statement ran past the configured statement timeout and was cancelled."""
+
+    code = "database_timeout"
+    message = "The database did not answer in time; retry shortly."
+
+
+class UnstorableText(AppError):
+    """Input text the database cannot hold (a NUL character, say), in any field."""
+
+    status_code = 422
+    code = "unstorable_text"
+    message = "The request contains characters that cannot be stored, such as NUL."
+
+
+#: SQLSTATEs of text PostgreSQL cannot take: character not in repertoire (NUL in UTF-8),
+#: untranslatable character. Input the client sent, answered 422 whichever field held it.
+_UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+#: SQLSTATEs meaning "the server is going away or cannot take a connection": admin shutdown,
+#: crash shutdown, cannot connect now, too many connections. Class 08 is "connection exception".
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+_QUERY_CANCELED = "57014"  # statement_timeout fired
+
+
+def database_error(exc: BaseException) -> AppError | None:
+    """The problem a database failure is answered with, or ``None`` for a real bug.
+
+    Unavailability (refused or dropped connections, a pool timeout, a server shutting down)
+    and a statement timeout are the dependency's fault, answered 503 with ``Retry-After``;
+    text the database cannot store is the client's, answered 422; anything else (an
+    unexpected constraint violation, bad SQL) stays a 500.
+    """
+    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool: no connection free within the timeout
+        return DatabaseUnavailable("No database connection became available in time.")
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if sqlstate == _QUERY_CANCELED:
+        return DatabaseTimeout()
+    if sqlstate in _UNSTORABLE_TEXT_SQLSTATES:
+        return UnstorableText()
+    if (
+        exc.connection_invalidated
+        or isinstance(exc.orig, OSError | TimeoutError)
+        or (
+            isinstance(sqlstate, str)
+            and (sqlstate[:2] == "08" or sqlstate in _UNAVAILABLE_SQLSTATES)
+        )
+    ):
+        return DatabaseUnavailable()
+    return None
+
+
 _STATUS_CODES: dict[int, str] = {
     400: "bad_request",
     401: "unauthorized",
@@ -128,7 +185,7 @@ def problem_body(
     """Build an RFC 9457 problem document with our ``error`` and ``request_id`` members."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + code,
-        "title": _title(status),
+        "title": title(status),
         "status": status,
         "detail": detail,
         "error": code,
@@ -162,90 +219,12 @@ def problem_response(
     )
 
 
-def _title(status: int) -> str:
+def title(status: int) -> str:
+    """The status code's reason phrase."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
-
-
-def _field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    """Pydantic errors reduced to what a client needs; input values are never echoed."""
-    fields: list[dict[str, Any]] = []
-    for err in errors:
-        loc = [str(part) for part in err.get("loc", ())]
-        fields.append(
-            {
-                "field": ".".join(
-                    loc[1:]
-                    if loc and loc[0] in {"body", "query", "path", "header", "cookie"}
-                    else loc
-                ),
-                "location": loc[0] if loc else None,
-                "message": err.get("msg", "invalid value"),
-                "type": err.get("type", "value_error"),
-            }
-        )
-    return fields
-
-
-async def _app_error_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AppError)  # noqa: S101 - registered for AppError only
-    if exc.status_code >= 500:
-        log.warning("request.failed", error=exc.code, detail=exc.detail)
-    return problem_response(
-        status=exc.status_code,
-        code=exc.code,
-        detail=exc.detail,
-        instance=request.url.path,
-        headers=exc.headers,
-        extra=exc.extra,
-    )
-
-
-async def _http_exception_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    detail = exc.detail if isinstance(exc.detail, str) else _title(exc.status_code)
-    return problem_response(
-        status=exc.status_code,
-        code=code_for_status(exc.status_code),
-        detail=detail,
-        instance=request.url.path,
-        headers=exc.headers,
-    )
-
-
-async def _validation_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101
-    return problem_response(
-        status=422,
-        code="validation_error",
-        detail="The request is invalid; see `errors` for each field.",
-        instance=request.url.path,
-        extra={"errors": _field_errors(exc.errors())},
-    )
-
-
-def internal_error_response(path: str) -> Response:
-    """The 500 answer for an unexpected exception: no trace, SQL or secret."""
-    return problem_response(
-        status=500,
-        code="internal_error",
-        detail="An unexpected error occurred; quote the request id when reporting it.",
-        instance=path,
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the problem+json handlers on ``app``.
-
-    Unexpected exceptions are not handled here: Starlette would answer them outside every
-    middleware (no request id header). :class:`servicekit.middleware.RequestContextMiddleware`
-    turns them into :func:`internal_error_response` instead.
-    """
-    app.add_exception_handler(AppError, _app_error_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
 
 
 def problem_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str, Any]]:
@@ -260,7 +239,7 @@ def problem_responses(*errors: type[AppError] | int) -> dict[int | str, dict[str
         codes.append(code_for_status(status) if isinstance(error, int) else error.code)
     return {
         status: {
-            "description": f"{_title(status)} (error: {', '.join(sorted(set(codes)))})",
+            "description": f"{title(status)} (error: {', '.join(sorted(set(codes)))})",
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
         for status, codes in by_status.items()

@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Any
 
 from fastapi import APIRouter, Request
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse, Response
@@ -25,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from servicekit.db import READ_ONLY
 from servicekit.errors import problem_response
 from servicekit.logging import get_logger
+from servicekit.redis import AnyRedis, ping
 
 HealthCheck = Callable[[], Awaitable[None]]
 CHECK_TIMEOUT_S = 1.0
@@ -90,11 +90,11 @@ def database_check(engine: AsyncEngine) -> HealthCheck:
     return check
 
 
-def redis_check(client: Redis) -> HealthCheck:
-    """``PING`` the Redis server."""
+def redis_check(client: AnyRedis) -> HealthCheck:
+    """``PING`` the Redis server (every primary of a cluster)."""
 
     async def check() -> None:
-        await client.ping()
+        await ping(client)
 
     return check
 

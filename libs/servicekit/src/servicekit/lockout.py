@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from servicekit import metrics
 from servicekit.logging import get_logger
@@ -22,6 +20,7 @@ from servicekit.rate_limit import (
     RateLimitUnavailable,
     identity_digest,
 )
+from servicekit.redis import REDIS_ERRORS, AnyRedis
 
 # KEYS: failures, level, lock. ARGV: threshold, window ms, base ms, cap ms, level ttl ms.
 _RECORD_FAILURE = """
@@ -42,10 +41,15 @@ log = get_logger(__name__)
 class LockoutSettings(BaseModel):
     """Failures before a lock, the counting window, and the lock's growth."""
 
+    #: Switch the account lockout off.
     enabled: bool = True
+    #: Failed sign-ins within `window_s` that lock the account.
     threshold: int = Field(5, ge=1)
+    #: Window in which failures are counted.
     window_s: int = Field(900, ge=1)
+    #: Length of the first lock; each further lock doubles.
     base_s: int = Field(60, ge=1)
+    #: Longest lock.
     cap_s: int = Field(3600, ge=1)
     #: Answer 503 when Redis cannot say whether the account is locked.
     fail_closed: bool = True
@@ -55,7 +59,7 @@ class Lockout:
     """Check, record and clear sign-in failures for an account name."""
 
     def __init__(
-        self, redis: Redis, settings: LockoutSettings, *, namespace: str, key_prefix: str = ""
+        self, redis: AnyRedis, settings: LockoutSettings, *, namespace: str, key_prefix: str = ""
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -72,7 +76,7 @@ class Lockout:
             return
         try:
             remaining_ms = await self.redis.pttl(self._keys(account)[2])
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._degraded(exc)
             return
         if remaining_ms > 0:
@@ -99,7 +103,7 @@ class Lockout:
                 keys=self._keys(account),
                 args=[s.threshold, s.window_s * 1000, s.base_s * 1000, s.cap_s * 1000, 86_400_000],
             )
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._degraded(exc)
             return 0
         if ttl_ms:
@@ -112,7 +116,7 @@ class Lockout:
             return
         try:
             await self.redis.delete(*self._keys(account))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("auth.lockout_clear_failed", error=repr(exc))
 
     def _degraded(self, exc: Exception) -> None:

@@ -61,6 +61,23 @@ def http_latency() -> Histogram:
     return histogram("http_request_duration_seconds", "HTTP request latency.", ("method", "route"))
 
 
+@cache
+def _http_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    # labels() validates and looks up its arguments on every call; the series of one
+    # (method, route, status) are resolved once. Routes are templates, so this stays small.
+    return (
+        http_requests().labels(method, route, str(status)),
+        http_latency().labels(method, route),
+    )
+
+
+def http_request_served(method: str, route: str, status: int, duration_s: float) -> None:
+    """Count one served request and observe its latency."""
+    served, latency = _http_series(method, route, status)
+    served.inc()
+    latency.observe(duration_s)
+
+
 def http_in_flight() -> Gauge:
     """Requests being served right now."""
     return gauge("http_requests_in_flight", "HTTP requests in flight.")

@@ -8,18 +8,19 @@ counted and logged.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from functools import cached_property
 
 from servicekit import metrics
 from servicekit.errors import AppError, ServiceUnavailable
 from servicekit.logging import get_logger
+from servicekit.redis import REDIS_ERRORS, AnyRedis
+from servicekit.refill_queue import RefillQueue
 from servicekit.settings import RuleSettings
 
 # Generic Cell Rate Algorithm. KEYS[1] the bucket; ARGV[1] emission interval (ms),
@@ -69,6 +70,11 @@ class RateLimitResult:
             headers["Retry-After"] = str(max(1, self.retry_after_s))
         return headers
 
+    @cached_property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` encoded once: a lease hands one result to many responses."""
+        return [(k.lower().encode(), v.encode()) for k, v in self.headers().items()]
+
 
 class RateLimited(AppError):
     """Too many requests for a rule (429 with ``Retry-After``)."""
@@ -113,7 +119,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         rules: dict[str, RuleSettings],
         *,
         namespace: str,
@@ -126,6 +132,9 @@ class RateLimiter:
         self._prefix = f"{key_prefix}{namespace}:ratelimit:v1:"
         self._script = redis.register_script(GCRA)
         self._leases: dict[tuple[str, str], _Lease] = {}
+        # One lease refill in flight per bucket: concurrent requests queue behind it instead
+        # of each taking (and overwriting) a lease of their own.
+        self._queues: dict[tuple[str, str], RefillQueue[RateLimitResult]] = {}
 
     def _interval_ms(self, rule: str) -> float:
         settings = self.rules[rule]
@@ -147,13 +156,13 @@ class RateLimiter:
         results: list[RateLimitResult] = []
         try:
             for name, ident in active:
-                result = self._from_lease(name, ident) or await self._consume(name, ident)
+                result = self._from_lease(name, ident) or await self._take(name, ident)
                 if not result.allowed:
                     metrics.rate_limit_rejections().labels(result.rule).inc()
                     log.info("rate_limit.rejected", rule=result.rule)
                     raise RateLimited(result)
                 results.append(result)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             closed = [name for name, _ in active if self.rules[name].fail_closed]
             outcome = "fail_closed" if closed else "fail_open"
             metrics.redis_errors().labels("rate_limit", outcome).inc()
@@ -174,6 +183,42 @@ class RateLimiter:
             return None
         lease.tokens -= 1
         return lease.result
+
+    async def _take(self, rule: str, identity: str) -> RateLimitResult:
+        """Consume from Redis; with a lease, queue behind a refill already in flight."""
+        bucket = (rule, identity)
+        if self.rules[rule].lease == 1:
+            return await self._consume(rule, identity)
+        queue = self._queues.setdefault(bucket, RefillQueue())
+        while queue.refilling:
+            shared = await queue.wait()
+            if shared is not None:
+                return shared
+            result = self._from_lease(rule, identity)
+            if result is not None:
+                return result
+        queue.refilling = True
+        try:
+            result = await self._consume(rule, identity)
+        except asyncio.CancelledError:
+            queue.refilled(0)
+            raise
+        except Exception as exc:
+            queue.share(exc)
+            raise
+        finally:
+            self._drop_if_idle(bucket, queue)
+        if result.allowed:
+            lease = self._leases.get(bucket)
+            queue.refilled(lease.tokens if lease is not None else 0)
+        else:
+            queue.share(result)
+        self._drop_if_idle(bucket, queue)
+        return result
+
+    def _drop_if_idle(self, bucket: tuple[str, str], queue: RefillQueue[RateLimitResult]) -> None:
+        if queue.idle and self._queues.get(bucket) is queue:
+            del self._queues[bucket]
 
     async def _consume(self, rule: str, identity: str) -> RateLimitResult:
         """One EVALSHA (a pipeline would first ask whether the script is loaded)."""

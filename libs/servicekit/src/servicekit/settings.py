@@ -44,65 +44,112 @@ class Environment(StrEnum):
 class DatabaseSettings(BaseModel):
     """SQLAlchemy engine and pool settings."""
 
+    #: SQLAlchemy async URL (`postgresql+asyncpg://…` or `sqlite+aiosqlite:///…`). Unset: the
+    #: SQLite file `{DATA_DIR}/{service_name}.db`.
     url: str | None = None
-    pool_size: int = Field(10, ge=1)
-    max_overflow: int = Field(10, ge=0)
+    #: Connections kept open per process. Overflow connections are closed as soon as they are
+    #: returned, so under sustained load they are opened and closed per request: size the
+    #: pool for the load and keep the overflow for short bursts.
+    pool_size: int = Field(20, ge=1)
+    #: Connections allowed beyond the pool for bursts; each is closed when returned, so under
+    #: sustained load they are opened per request: size the pool instead.
+    max_overflow: int = Field(0, ge=0)
+    #: Seconds to wait for a free pooled connection before failing.
     pool_timeout_s: float = Field(5.0, gt=0)
+    #: Replace connections older than this (`-1`: never). Not SQLite.
     pool_recycle_s: int = Field(1800, ge=-1)
-    pool_pre_ping: bool = True
+    #: Off by default: a ping costs three round trips per checkout on asyncpg (BEGIN, ``;``,
+    #: ROLLBACK), while without it a dead connection fails one request (503) and SQLAlchemy
+    #: then recycles every older connection of the pool.
+    pool_pre_ping: bool = False
+    #: asyncpg connect timeout; SQLite's lock-wait `timeout`.
     connect_timeout_s: float = Field(5.0, gt=0)
+    #: PostgreSQL `statement_timeout` per connection (asyncpg only); `0` leaves it unset.
     statement_timeout_ms: int = Field(10_000, ge=0)
+    #: Statements at least this slow are logged (`db.slow_query`) and counted
+    #: (`db_slow_queries_total`).
     slow_query_ms: float = Field(200.0, ge=0)
+    #: Log every statement (the `sqlalchemy.engine` logger at INFO).
     echo: bool = False
 
 
 class RedisSettings(BaseModel):
     """redis-py client settings and the embedded fallback server."""
 
+    #: `redis://…`, `rediss://…` or `unix://…`. Unset: the embedded server.
     url: str | None = None
+    #: The URL names one node of a Redis Cluster (the client discovers the others).
+    cluster: bool = False
+    #: Per-command socket timeout.
     socket_timeout_s: float = Field(1.0, gt=0)
+    #: Connect timeout.
     connect_timeout_s: float = Field(1.0, gt=0)
+    #: Retries on connection errors and timeouts.
     retries: int = Field(2, ge=0)
+    #: Base of the jittered exponential backoff between retries.
     backoff_base_s: float = Field(0.05, ge=0)
+    #: Cap of that backoff.
     backoff_cap_s: float = Field(0.5, ge=0)
+    #: redis-py's idle-connection health check interval.
     health_check_interval_s: int = Field(15, ge=0)
+    #: Connection pool size per process; per node in cluster mode, where a full pool fails
+    #: at once (MaxConnectionsError) instead of waiting for a free connection.
     max_connections: int = Field(64, ge=1)
-    key_prefix: str = ""
+    #: Prepended to every key, e.g. to share one Redis between stacks. No braces: a key's
+    #: hash tag (cluster slot) is its first `{…}`, which must stay the one the code chose.
+    key_prefix: str = Field("", pattern=r"^[^{}]*$")
 
 
 class HttpSettings(BaseModel):
     """HTTP edge: CORS, trusted hosts and body limits."""
 
+    #: Allowed origins; empty installs no CORS middleware. With origins, credentials are allowed
+    #: and the request-id, ETag, `Retry-After` and `RateLimit-*` headers exposed.
     cors_origins: list[str] = Field(default_factory=list)
     #: Proxies (addresses or CIDRs) whose X-Forwarded-For / Forwarded headers are believed.
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: Accepted `Host` values: names, `*.example.com` or `*`. Others get 400 `invalid_host`;
+    #: `/health/*` and `/metrics` answer any host.
     trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "test"])
+    #: Larger request bodies get 413 problem+json.
     max_body_bytes: int = Field(1_048_576, ge=1)
+    #: Add `Strict-Transport-Security: max-age=63072000; includeSubDomains`.
     hsts: bool = False
 
 
 class LoggingSettings(BaseModel):
     """Structured logging."""
 
+    #: Root and uvicorn log level.
     level: str = "INFO"
     json_format: bool | None = None  # None: JSON in production, console elsewhere
+    #: Write the `http.request` line for every request.
     access_log: bool = True
 
 
 class TracingSettings(BaseModel):
     """OpenTelemetry; off unless enabled."""
 
+    #: Export OpenTelemetry spans (FastAPI, SQLAlchemy, Redis); health and metrics requests are not
+    #: traced.
     enabled: bool = False
+    #: OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces`. Unset: the exporter's default
+    #: (`OTEL_EXPORTER_OTLP_*`, else `localhost:4318`).
     otlp_endpoint: str | None = None
+    #: Parent-based trace-id ratio sampler.
     sample_ratio: float = Field(1.0, ge=0, le=1)
 
 
 class ServerSettings(BaseModel):
     """Process-level settings used by the ``serve`` command."""
 
+    #: Listen address of `serve`.
     host: str = "127.0.0.1"
+    #: Listen port of `serve`.
     port: int = Field(8000, ge=0, le=65535)
+    #: uvicorn worker processes.
     workers: int = Field(1, ge=1)
+    #: How long in-flight requests may run on after SIGTERM.
     graceful_timeout_s: int = Field(20, ge=0)
 
 
@@ -122,7 +169,9 @@ class RuleSettings(BaseModel):
 class RateLimitSettings(BaseModel):
     """Rules by name; ``global_ip`` applies to every request under ``api_prefix``."""
 
+    #: Switch every rule off (the lockout has its own switch).
     enabled: bool = True
+    #: Paths the `global_ip` rule applies to.
     api_prefix: str = "/api/"
     #: When Redis is down, let authentication routes through instead of answering 503.
     auth_fail_open: bool = False
@@ -152,9 +201,17 @@ class ServiceSettings(BaseSettings):
     )
 
     service_name: str = "service"
+    #: `production` turns on the start-up checks (no placeholder or short secret, a JWT signing key
+    #: required) and JSON logs, and keeps links out of the console mail log.
     environment: Environment = Environment.DEVELOPMENT
+    #: Builds the engine with `hide_parameters=False`, so SQL errors and logs may show bound
+    #: parameters. Never turns on FastAPI's debug mode.
     debug: bool = False
+    #: Local folder, relative to the working directory: the SQLite file, the embedded Redis socket
+    #: and log, the development JWT key and the Prometheus multiprocess files.
     data_dir: Path = Field(default=Path("data"), validation_alias="DATA_DIR")
+    #: Key of the HMAC that derives a rotated refresh token's successor. Production refuses the
+    #: development placeholder and anything under 32 characters.
     secret_key: SecretStr = SecretStr(DEV_SECRET_PLACEHOLDER)
 
     database: DatabaseSettings = DatabaseSettings()
@@ -166,10 +223,17 @@ class ServiceSettings(BaseSettings):
     rate_limit: RateLimitSettings = RateLimitSettings()
 
     # Platform-wide variables without the service prefix; folded into the groups below.
+    #: Wins over `USER_SERVICE_DATABASE__URL`; empty counts as unset. Unset: the SQLite file
+    #: `{DATA_DIR}/{service_name}.db`.
     database_url: str | None = Field(None, validation_alias="DATABASE_URL", exclude=True)
+    #: Wins over `USER_SERVICE_REDIS__URL`; empty counts as unset. Unset: `serve` starts an
+    #: embedded `valkey-server` on `{DATA_DIR}/redis.sock`.
     redis_url: str | None = Field(None, validation_alias="REDIS_URL", exclude=True)
+    #: Listen address of `serve`; wins over `USER_SERVICE_SERVER__HOST`.
     host: str | None = Field(None, validation_alias="HOST", exclude=True)
+    #: Listen port of `serve`; wins over `USER_SERVICE_SERVER__PORT`.
     port: int | None = Field(None, ge=0, le=65535, validation_alias="PORT", exclude=True)
+    #: uvicorn worker processes; wins over `USER_SERVICE_SERVER__WORKERS`.
     workers: int | None = Field(None, ge=1, validation_alias="WORKERS", exclude=True)
 
     @field_validator("database_url", "redis_url", mode="before")

@@ -17,17 +17,26 @@ from servicekit.settings import EXTERNAL_SECRET, RateLimitSettings, RuleSettings
 class JwtSettings(BaseModel):
     """Access and refresh tokens."""
 
+    #: The `iss` claim, and the base URL of the discovery document's links.
     issuer: str = "http://127.0.0.1:8000"
+    #: The `aud` claim required in access tokens.
     audience: str = "api"
+    #: Algorithm of the signing key (Ed25519 or RSA).
     algorithm: Literal["EdDSA", "RS256"] = "EdDSA"
+    #: Access-token lifetime; revoked sessions stay on the denylist this long plus 30 s.
     access_token_ttl_minutes: int = Field(10, ge=1, le=60)
+    #: Session (refresh-token) lifetime from sign-in.
     refresh_token_ttl_days: int = Field(30, ge=1, le=365)
+    #: A rotated refresh token presented again within this window gets the same successor; later,
+    #: it revokes the session.
     refresh_grace_seconds: int = Field(10, ge=0, le=120)
     #: PEM of the active signing key (or ``private_key_file``); generated in development.
     private_key: SecretStr | None = None
+    #: File holding the PEM signing key (used when `PRIVATE_KEY` is unset).
     private_key_file: Path | None = None
     #: PEM public keys still published in the JWKS after a rotation.
     previous_public_keys: list[str] = Field(default_factory=list)
+    #: `Cache-Control: max-age` of `/.well-known/jwks.json`.
     jwks_max_age_s: int = Field(300, ge=0)
 
     @property
@@ -39,26 +48,39 @@ class JwtSettings(BaseModel):
 class PasswordSettings(BaseModel):
     """Password policy and argon2id cost (OWASP minimum: m=19 MiB, t=2, p=1)."""
 
+    #: Shortest accepted password.
     min_length: int = Field(8, ge=8)
+    #: Longest accepted password.
     max_length: int = Field(128, ge=8, le=1024)
+    #: argon2id memory cost (KiB).
     argon2_memory_kib: int = Field(19_456, ge=19_456)
+    #: argon2id iterations.
     argon2_time_cost: int = Field(2, ge=2)
+    #: argon2id lanes.
     argon2_parallelism: int = Field(1, ge=1)
     #: Threads hashing passwords; bounds the CPU a login storm can take.
     hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    #: Niceness of those threads (Linux; 0 keeps the process's): the event loop preempts
+    #: them, so a login storm slows logins instead of every other request.
+    hash_nice: int = Field(10, ge=0, le=19)
 
 
 class IntrospectionSettings(BaseModel):
     """Service credentials allowed to call ``/auth/introspect`` (client id → secret)."""
 
+    #: Client id → secret, sent as HTTP Basic credentials to `/api/v1/auth/introspect`. Empty:
+    #: every call gets 401 `invalid_client`.
     clients: dict[str, SecretStr] = Field(default_factory=dict)
 
 
 class SmtpSettings(BaseModel):
     """The SMTP relay used by ``email.backend=smtp``."""
 
+    #: SMTP relay host.
     host: str = "localhost"
+    #: SMTP relay port.
     port: int = Field(587, ge=1, le=65535)
+    #: SMTP login; unset: no authentication.
     username: str | None = None
     #: Issued by the mail provider: not subject to the production secret-length rule.
     password: Annotated[SecretStr | None, EXTERNAL_SECRET] = None
@@ -66,6 +88,7 @@ class SmtpSettings(BaseModel):
     use_tls: bool = False
     #: STARTTLS: ``True`` requires it, ``False`` never, ``None`` upgrades when offered.
     start_tls: bool | None = None
+    #: Connect and command timeout.
     timeout_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
@@ -80,10 +103,13 @@ class EmailSettings(BaseModel):
 
     #: ``console`` logs the message (development); ``smtp`` sends it through ``smtp``.
     backend: Literal["console", "smtp"] = "console"
+    #: The `From` address of outgoing mail.
     from_address: str = "no-reply@localhost"
     #: Where the links in the mails point: ``{frontend_url}/verify-email?token=…``.
     frontend_url: str = "http://127.0.0.1:8000"
+    #: Lifetime of an email-verification link.
     verification_ttl_minutes: int = Field(24 * 60, ge=1)
+    #: Lifetime of a password-reset link.
     password_reset_ttl_minutes: int = Field(30, ge=1)
     smtp: SmtpSettings = SmtpSettings()
 
@@ -91,7 +117,9 @@ class EmailSettings(BaseModel):
 class CacheSettings(BaseModel):
     """Cache-aside of user reads in Redis."""
 
+    #: Off: every read goes to the database.
     enabled: bool = True
+    #: Lifetime of a cached user (±10 % jitter).
     user_ttl_s: float = Field(300.0, gt=0)
     #: "No such user" is remembered briefly so unknown ids do not hammer the database.
     negative_ttl_s: float = Field(5.0, gt=0)
@@ -105,7 +133,7 @@ class CacheSettings(BaseModel):
 _AUTH = {"fail_closed": True}
 #: Per-IP and per-account limits; authentication routes fail closed without Redis.
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
-    "global_ip": {"limit": 1200, "period_s": 60, "lease": 20},
+    "global_ip": {"limit": 1200, "period_s": 60, "lease": 50},
     "login_ip": {"limit": 30, "period_s": 60, **_AUTH},
     "login_account": {"limit": 10, "period_s": 60, **_AUTH},
     "register_ip": {"limit": 20, "period_s": 3600, **_AUTH},
@@ -122,6 +150,7 @@ class UserServiceRateLimits(RateLimitSettings):
     field by field: ``USER_SERVICE_RATE_LIMIT__RULES='{"login_ip": {"limit": 5}}'`` changes
     one number and keeps every other rule."""
 
+    #: Rules by name; a rule missing here is not enforced.
     rules: dict[str, RuleSettings] = Field(
         default_factory=lambda: {name: RuleSettings(**rule) for name, rule in DEFAULT_RULES.items()}
     )
@@ -150,6 +179,9 @@ class UserServiceSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="USER_SERVICE_")
 
+    #: Names the SQLite file, the Redis keys (`{key_prefix}{service_name}:…`), the Redis client
+    #: (`{environment}.{service_name}`), the `service` log field, the asyncpg `application_name`
+    #: and the OpenTelemetry `service.name`.
     service_name: str = "user_service"
     jwt: JwtSettings = JwtSettings()
     password: PasswordSettings = PasswordSettings()

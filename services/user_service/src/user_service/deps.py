@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import hashlib
+import json
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.auth import Authenticator, InvalidToken, Principal, require_scopes
 from servicekit.auth.deps import authenticate_token, get_authenticator
+from servicekit.db import SessionSource
 from servicekit.deps import DbSession, ReadSessions, RedisClient, client_address
-from user_service.models import User
+from user_service.models import IdempotencyKey, User
 from user_service.schemas.user import UserSnapshot
 from user_service.services.auth import ClientInfo
 from user_service.services.context import IdentityContext
+from user_service.services.idempotency import IdempotencyReplay, idempotency
+from user_service.services.token_admin import token_admin
 from user_service.services.user import users
 from user_service.services.user_cache import get_user_snapshot
+
+T = TypeVar("T")
 
 _oauth2 = OAuth2PasswordBearer(
     tokenUrl="/api/v1/auth/login",
@@ -60,21 +70,112 @@ async def get_client_info(request: Request) -> ClientInfo:
     return ClientInfo(user_agent=request.headers.get("user-agent"), ip=client_address(request))
 
 
-async def get_current_snapshot(
-    sessions: ReadSessions,
-    ctx: Annotated[IdentityContext, Depends(get_identity)],
-    principal: Annotated[Principal, Depends(get_current_principal)],
-) -> UserSnapshot:
-    """The principal's user through the cache (the hot read path: no session on a hit)."""
+async def current_snapshot(request: Request, sessions: SessionSource) -> UserSnapshot:
+    """The bearer token's user through the cache (the hot read path: no session on a hit).
+
+    A plain function, not a dependency: ``GET /users/me`` calls it directly because every
+    dependency FastAPI solves costs microseconds on each call. It reads the header the way
+    :data:`CurrentPrincipal` does; the route declares the scheme with :data:`BEARER_SECURITY`.
+    """
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    principal = await authenticate_token(request, token if scheme.lower() == "bearer" else None)
+    ctx: IdentityContext = request.state.identity
     snapshot = await get_user_snapshot(ctx.user_cache, principal.user_id, sessions)
     if snapshot is None or not snapshot.is_active:
         raise InvalidToken("The account of this access token is no longer active.")
     return snapshot
 
 
+#: ``openapi_extra`` of a route that authenticates with :func:`current_snapshot`.
+BEARER_SECURITY: dict[str, Any] = {"security": [{_oauth2.scheme_name: []}]}
+
 _introspection_client = HTTPBasic(
     auto_error=False, realm="introspection", description="A service credential from settings."
 )
+
+
+async def get_introspection_client(
+    ctx: Annotated[IdentityContext, Depends(get_identity)],
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(_introspection_client)],
+) -> str:
+    """The authenticated introspection client's id, or 401 ``invalid_client``.
+
+    A dependency, so a caller without credentials gets 401 before the form is validated.
+    """
+    return token_admin.authenticate_client(
+        ctx,
+        credentials.username if credentials else None,
+        credentials.password if credentials else None,
+    )
+
+
+class IdempotentRequest:
+    """The request's claim on its ``Idempotency-Key`` (or nothing, without the header)."""
+
+    def __init__(self, session: AsyncSession, record: IdempotencyKey | None, status: int) -> None:
+        self._session = session
+        self._record = record
+        self._status = status
+
+    async def remember(self, result: T, response: Response) -> T:
+        """Store ``result`` as the key's response (same transaction) and return it."""
+        if self._record is not None and isinstance(result, BaseModel):
+            headers = {k: v for k, v in response.headers.items() if k in _REPLAYED_HEADERS}
+            await idempotency.store(
+                self._session, self._record, status_code=self._status, headers=headers,
+                body=result.model_dump_json(),
+            )  # fmt: skip
+        return result
+
+
+_REPLAYED_HEADERS = frozenset({"location", "etag"})
+
+
+async def get_idempotent_request(
+    request: Request,
+    session: DbSession,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[!-~]+$",
+            description="A unique value (e.g. a UUID) per intended operation. A retry with "
+            "the same key and body gets the first response again (`Idempotent-Replayed: "
+            "true`); the same key with another body is 422 `idempotency_key_mismatch`. Keys "
+            "expire after 24 hours.",
+        ),
+    ] = None,
+) -> IdempotentRequest:
+    """Claim the ``Idempotency-Key`` for this operation, or replay its stored response."""
+    route = request.scope["route"]
+    if key is None:
+        return IdempotentRequest(session, None, route.status_code)
+    body = await request.body()
+    try:  # the same JSON in another key order or spacing is the same request
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    # Scope: the operation and the caller; these operations are anonymous, and the body
+    # hash binds a replay to the exact request (for registration: email and password).
+    scope = f"{request.method} {route.path_format}|anonymous"
+    record = await idempotency.claim(
+        session, scope=scope, key=key, request_hash=hashlib.sha256(canonical).hexdigest()
+    )
+    return IdempotentRequest(session, record, route.status_code)
+
+
+async def replay_stored_response(request: Request, exc: Exception) -> Response:
+    """The exception handler answering :class:`IdempotencyReplay` with the stored response."""
+    assert isinstance(exc, IdempotencyReplay)  # noqa: S101
+    stored = exc.response
+    return Response(
+        content=stored.body,
+        status_code=stored.status_code,
+        headers={**stored.headers, "Idempotent-Replayed": "true"},
+        media_type="application/json",
+    )
 
 
 _MAX_VERSION_DIGITS = 18
@@ -112,28 +213,29 @@ async def get_if_match(
 
 Identity = Annotated[IdentityContext, Depends(get_identity)]
 TokenAuthenticator = Annotated[Authenticator, Depends(get_authenticator)]
-IntrospectionClient = Annotated[HTTPBasicCredentials | None, Depends(_introspection_client)]
+IntrospectionClient = Annotated[str, Depends(get_introspection_client)]
 IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
-CachedCurrentUser = Annotated[UserSnapshot, Depends(get_current_snapshot)]
 AdminPrincipal = Annotated[
     Principal, Depends(require_scopes("admin", principal_dependency=get_current_principal))
 ]
 Client = Annotated[ClientInfo, Depends(get_client_info)]
+Idempotency = Annotated[IdempotentRequest, Depends(get_idempotent_request)]
 
 __all__ = [
     "AdminPrincipal",
-    "CachedCurrentUser",
     "Client",
     "CurrentPrincipal",
     "CurrentUser",
     "DbSession",
+    "Idempotency",
     "Identity",
     "IfMatch",
     "IntrospectionClient",
     "Jwks",
+    "ReadSessions",
     "RedisClient",
     "TokenAuthenticator",
 ]

@@ -94,3 +94,18 @@ class InvalidOrExpiredLink(AppError):
     status_code = 400
     code = "invalid_or_expired_link"
     message = "This link is invalid, has expired or was already used; request a new one."
+
+
+class IdempotencyKeyMismatch(AppError):
+    """An ``Idempotency-Key`` came back with a different request body."""
+
+    status_code = 422
+    code = "idempotency_key_mismatch"
+    message = "This Idempotency-Key was used for a different request; use a new key."
+
+
+class IdempotencyKeyInUse(Conflict):
+    """Another request with this ``Idempotency-Key`` has not finished."""
+
+    code = "idempotency_key_in_use"
+    message = "A request with this Idempotency-Key is still in progress; retry shortly."

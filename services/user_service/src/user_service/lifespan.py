@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.app import AppState
@@ -13,6 +12,7 @@ from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, Tok
 from servicekit.cache import Cache
 from servicekit.lockout import Lockout
 from servicekit.logging import get_logger
+from servicekit.redis import REDIS_ERRORS
 from user_service.config import UserServiceSettings
 from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import load_signing_key, published_jwks
@@ -93,7 +93,7 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
     maintainer = DenylistMaintainer(ctx, state["sessionmaker"])
     try:
         await maintainer.rebuild()
-    except (RedisError, SQLAlchemyError, OSError) as exc:  # start anyway; readiness reports it
+    except (*REDIS_ERRORS, SQLAlchemyError, OSError) as exc:  # start anyway; readiness reports it
         ctx.denylist_dirty = True
         log.warning("auth.denylist_rebuild_deferred", error=repr(exc))
     maintainer.start()

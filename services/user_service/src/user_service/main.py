@@ -6,18 +6,24 @@ from fastapi import FastAPI
 
 from servicekit.app import create_app as create_service_app
 from user_service.api import wellknown
-from user_service.api.v1 import api_router
+from user_service.api.openapi import document_password_policy
+from user_service.api.v1 import api_routers
 from user_service.config import UserServiceSettings, get_settings
+from user_service.deps import replay_stored_response
 from user_service.lifespan import identity_startup
+from user_service.services.idempotency import IdempotencyReplay
 
 
 def create_app(settings: UserServiceSettings | None = None) -> FastAPI:
     """Build the user service app (settings from the environment unless given)."""
     settings = settings or get_settings()
-    return create_service_app(
+    app = create_service_app(
         settings,
-        [api_router(), wellknown.router],
+        [*api_routers(), wellknown.router],
         title="User service",
         description="Identity and user management: accounts, sessions and tokens.",
         on_startup=[identity_startup],
     )
+    document_password_policy(app, settings.password)
+    app.add_exception_handler(IdempotencyReplay, replay_stored_response)
+    return app

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,30 +12,20 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from servicekit.orm import utcnow
 from servicekit.testing import app_client, override_db_session
+from servicekit.testing.process import free_port
 from user_service.config import SmtpSettings, UserServiceSettings
 from user_service.main import create_app
-from user_service.models import EmailToken, TokenPurpose, User
-from user_service.repositories import EmailTokenRepository
-from user_service.tokens import hash_token, new_opaque_token
+from user_service.models import TokenPurpose, User
 
-from ..conftest import PASSWORD, bearer, login, register
-from ..smtp_sink import SmtpSink, body_of, free_port, token_in
+from ..conftest import PASSWORD, bearer, login, register, stored_link_token
+from ..smtp_sink import SmtpSink, body_of, token_in
 
 pytestmark = pytest.mark.integration
 
 NEW_PASSWORD = "a brand new passphrase"
 VERIFY = "/api/v1/auth/verify-email"
 RESET = "/api/v1/auth/password-reset"
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 async def _smtp_client(
@@ -125,17 +114,8 @@ class TestEmailVerification:
         self, client: httpx.AsyncClient, db_session: AsyncSession
     ) -> None:
         user = await register(client)
-        token = new_opaque_token()
-        now = utcnow()
-        await EmailTokenRepository.from_session(db_session).add(
-            EmailToken(
-                token_hash=hash_token(token),
-                user_id=uuid.UUID(user["id"]),
-                purpose=TokenPurpose.VERIFY_EMAIL,
-                email=user["email"],
-                created_at=now - timedelta(days=2),
-                expires_at=now - timedelta(seconds=1),
-            )
+        token = await stored_link_token(
+            db_session, user, TokenPurpose.VERIFY_EMAIL, expires_in_s=-1
         )
         _assert_invalid_link(await client.post(f"{VERIFY}/confirm", json={"token": token}))
 

@@ -133,6 +133,15 @@ class TestList:
         response = await client.get("/api/v1/users", params=params, headers=admin.headers)
         _assert_problem(response, 422, "validation_error")
 
+    async def test_a_nul_in_the_prefix_is_422(
+        self, client: httpx.AsyncClient, admin: Account
+    ) -> None:
+        # Found by the fuzz run as a 500: PostgreSQL holds no NUL in text.
+        params = {"email_prefix": "a\x00b"}
+        response = await client.get("/api/v1/users", params=params, headers=admin.headers)
+        _assert_problem(response, 422, "validation_error")
+        assert response.json()["errors"][0]["field"] == "email_prefix"
+
     async def test_limit_100_is_allowed(self, client: httpx.AsyncClient, admin: Account) -> None:
         response = await client.get("/api/v1/users?limit=100", headers=admin.headers)
         assert response.status_code == 200

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.lockout import LockoutSettings
+from servicekit.redis import AnyRedis
 from servicekit.settings import RuleSettings
 from servicekit.testing import app_client, override_db_session
 from user_service.config import UserServiceSettings, default_rate_limits
@@ -28,7 +28,7 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 def limited(
-    settings: UserServiceSettings, db_session: AsyncSession, redis_client: Redis
+    settings: UserServiceSettings, db_session: AsyncSession, redis_client: AnyRedis
 ) -> ClientFactory:
     """Build a client whose app has rate limiting on, with some rules overridden.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -60,6 +62,17 @@ class TestRegister:
             json={"email": "a@example.com", "password": PASSWORD, "role": "admin"},
         )
         assert response.status_code == 422
+
+    async def test_a_nul_in_the_name_is_422_and_creates_nothing(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        email = f"nul-{uuid.uuid4().hex[:8]}@example.com"
+        body = {"email": email, "password": PASSWORD, "full_name": "Ada\x00"}
+        response = await client.post("/api/v1/users", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "full_name"
+        retry = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+        assert retry.status_code == 201  # nothing half-written blocks the address
 
 
 class TestMe:

@@ -8,6 +8,10 @@ import time
 import httpx
 import pytest
 
+from servicekit.testing import app_client
+from user_service.config import UserServiceSettings
+from user_service.main import create_app
+
 from ..conftest import PASSWORD, bearer, live_email, login
 
 pytestmark = pytest.mark.integration
@@ -65,6 +69,66 @@ class TestRaces:
         if refresh.status_code == 200:  # refreshed first: the logout still ended the session
             me = await live_client.get("/api/v1/users/me", headers=bearer(refresh.json()))
             assert me.status_code == 401
+
+    async def test_two_patches_with_one_if_match_one_wins_one_412(
+        self, live_client: httpx.AsyncClient
+    ) -> None:
+        email = live_email()
+        assert (await _register(live_client, email)).status_code == 201
+        headers = bearer(await login(live_client, email))
+        for round_ in range(5):  # several rounds: at least some truly overlap
+            etag = (await live_client.get("/api/v1/users/me", headers=headers)).headers["etag"]
+            a, b = await asyncio.gather(
+                *(
+                    live_client.patch(
+                        "/api/v1/users/me",
+                        json={"full_name": f"writer {w} round {round_}"},
+                        headers={**headers, "If-Match": etag},
+                    )
+                    for w in "ab"
+                )
+            )
+            assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
+            winner, loser = (a, b) if a.status_code == 200 else (b, a)
+            assert loser.json()["error"] == "precondition_failed"
+            # The winner's write is what is stored: no lost update.
+            me = await live_client.get("/api/v1/users/me", headers=headers)
+            assert me.json()["full_name"] == winner.json()["full_name"]
+            assert me.headers["etag"] == winner.headers["etag"] != etag
+
+    async def test_reuse_racing_a_legitimate_refresh_outside_grace_revokes_the_session(
+        self, settings: UserServiceSettings, live_client: httpx.AsyncClient
+    ) -> None:
+        no_grace = settings.jwt.model_copy(update={"refresh_grace_seconds": 0})
+        async with app_client(create_app(settings.model_copy(update={"jwt": no_grace}))) as client:
+            email = live_email()  # removed by live_client's clean-up
+            assert (await _register(client, email)).status_code == 201
+            old = await login(client, email)
+            current = (
+                await client.post(
+                    "/api/v1/auth/refresh", json={"refresh_token": old["refresh_token"]}
+                )
+            ).json()
+            await asyncio.sleep(0.01)  # past the (zero) grace window
+            reuse = {"refresh_token": old["refresh_token"]}
+            legit = {"refresh_token": current["refresh_token"]}
+            responses = await asyncio.gather(
+                *(client.post("/api/v1/auth/refresh", json=reuse) for _ in range(3)),
+                *(client.post("/api/v1/auth/refresh", json=legit) for _ in range(3)),
+            )
+            reuses, legits = responses[:3], responses[3:]
+            assert [r.status_code for r in reuses] == [401] * 3
+            assert all(r.json()["error"] == "invalid_grant" for r in reuses)
+            # A legitimate refresh may win the lock before the reuse is seen (200), or not;
+            # either way the session ends revoked, whatever token it was refreshed to.
+            assert {r.status_code for r in legits} <= {200, 401}, [r.text for r in legits]
+            for token in [current, *(r.json() for r in legits if r.status_code == 200)]:
+                me = await client.get("/api/v1/users/me", headers=bearer(token))
+                assert me.status_code == 401
+                again = await client.post(
+                    "/api/v1/auth/refresh", json={"refresh_token": token["refresh_token"]}
+                )
+                assert again.status_code == 401
 
 
 class TestLoginStorm:

@@ -7,8 +7,9 @@ import time
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
+from servicekit.auth.denylist import denylist_prefix
+from servicekit.redis import AnyRedis
 from user_service.config import UserServiceSettings
 
 from ..conftest import PASSWORD, bearer, live_email, login
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_lost_denylist_is_rebuilt_and_revoked_tokens_stay_rejected(
-    live_client: httpx.AsyncClient, redis_client: Redis, settings: UserServiceSettings
+    live_client: httpx.AsyncClient, redis_client: AnyRedis, settings: UserServiceSettings
 ) -> None:
     email = live_email()
     await live_client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
@@ -27,7 +28,7 @@ async def test_lost_denylist_is_rebuilt_and_revoked_tokens_stay_rejected(
         await live_client.post("/api/v1/auth/logout", headers=bearer(revoked))
     ).status_code == 204
 
-    prefix = f"{settings.redis.key_prefix}{settings.service_name}:denylist:v1:"
+    prefix = denylist_prefix(settings.redis.key_prefix, settings.service_name)
     expected = {f"{prefix}{revoked['session_id']}", f"{prefix}complete"}
     lost = [key async for key in redis_client.scan_iter(match=f"{prefix}*")]
     assert expected <= set(lost)

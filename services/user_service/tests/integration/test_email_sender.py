@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiosmtplib
@@ -13,6 +13,7 @@ import pytest
 
 from servicekit.logging import configure_logging
 from servicekit.settings import Environment
+from servicekit.testing.process import free_port
 from user_service.config import EmailSettings, SmtpSettings, UserServiceSettings
 from user_service.email import (
     BackgroundEmailSender,
@@ -22,7 +23,7 @@ from user_service.email import (
     build_email_sender,
 )
 
-from ..smtp_sink import SmtpSink, body_of, free_port
+from ..smtp_sink import SmtpSink, body_of
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +34,6 @@ MESSAGE = OutgoingEmail(
     kind="password_reset",
     link="https://app.example.com/reset-password?token=abc",
 )
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from redis.asyncio import Redis
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.redis import AnyRedis
 from servicekit.testing import app_client
 from user_service.config import SmtpSettings, UserServiceSettings
 from user_service.main import create_app
@@ -307,7 +307,7 @@ class TestConcurrentUpdateAndRead:
         self,
         live_client: httpx.AsyncClient,
         db_engine: AsyncEngine,
-        redis_client: Redis,
+        redis_client: AnyRedis,
         settings: UserServiceSettings,
     ) -> None:
         admin = await administrator(live_client, db_engine)
@@ -340,14 +340,6 @@ class TestConcurrentUpdateAndRead:
         cached = await me(live_client, user)  # and what is cached now is that value
         assert queries(cached) == 0
         assert cached.json()["full_name"] == "name-19"
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

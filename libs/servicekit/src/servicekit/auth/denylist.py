@@ -4,6 +4,10 @@ PostgreSQL (in the issuing service) is the source of truth; Redis holds, for eac
 session, a key living as long as an access token can. A sentinel key marks the list as
 complete: if Redis restarted or was flushed the sentinel is gone, and verifiers stop
 trusting the list until the issuing service has rebuilt it.
+
+Every key of the list shares one hash tag, so in a Redis Cluster they live in one slot on
+one node: the sentinel can only survive with the entries it vouches for (a node restarted
+without persistence loses both), and each check or reload is one round trip to one node.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from servicekit import metrics
 from servicekit.change_feed import ChangeFeed
 from servicekit.errors import ServiceUnavailable
 from servicekit.logging import get_logger
+from servicekit.redis import REDIS_ERRORS, AnyRedis
 
 #: Answers "is this session revoked?" from the source of truth when Redis cannot.
 RevocationFallback = Callable[[uuid.UUID], Awaitable[bool]]
 
 log = get_logger(__name__)
 _COMPLETE = "!complete"
+
+
+def denylist_prefix(key_prefix: str, namespace: str) -> str:
+    """The start of every key of a namespace's list, its hash tag included."""
+    # v2: the hash tag (see the module docstring) renamed every key of v1.
+    return f"{key_prefix}{{{namespace}:denylist:v2}}:"
 
 
 class RevocationUnavailable(ServiceUnavailable):
@@ -52,7 +60,7 @@ class SessionDenylist:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         *,
         key_prefix: str = "",
         namespace: str = "user_service",
@@ -61,7 +69,7 @@ class SessionDenylist:
         max_staleness_s: float = 1.0,
     ) -> None:
         self.redis = redis
-        self._prefix = f"{key_prefix}{namespace}:denylist:v1:"
+        self._prefix = denylist_prefix(key_prefix, namespace)
         self.fallback = fallback
         self.feed = ChangeFeed(
             redis,
@@ -73,6 +81,9 @@ class SessionDenylist:
         self.feed.on_message(self._apply)
         self.feed.on_resync(self._reload)
         self._mirror: dict[str, float] = {}
+        #: Revoked here but not (yet) written to Redis: kept in the mirror across reloads,
+        #: or a resync from a Redis that came back without them would forget them.
+        self._unwritten: dict[str, float] = {}
         self._mirror_complete = False
         self._arrived_during_reload: list[str] | None = None
 
@@ -119,6 +130,7 @@ class SessionDenylist:
         finally:
             arrived, self._arrived_during_reload = self._arrived_during_reload, None
         self._mirror = {str(member): float(score) / 1000 for member, score in entries}
+        self._mirror.update(self._unwritten)
         self._mirror_complete = bool(complete)
         # A revocation published while the index was being read may be missing from what
         # was read: apply such messages again on top of the fresh copy.
@@ -127,6 +139,8 @@ class SessionDenylist:
 
     async def is_revoked(self, session_id: uuid.UUID) -> bool:
         """Whether the session is revoked; falls back (or fails closed) when no copy can say."""
+        if self._unwritten.get(str(session_id), 0.0) > time.time():
+            return True  # revoked here; Redis may be back with a list that lacks it
         if self.feed.fresh and self._mirror_complete:
             expires = self._mirror.get(str(session_id))
             return expires is not None and expires > time.time()
@@ -135,7 +149,7 @@ class SessionDenylist:
                 pipe.exists(self.sentinel_key)
                 pipe.exists(self.key(session_id))
                 complete, revoked = await pipe.execute()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             return await self._degraded(session_id, "redis_error", exc)
         if not complete:
             return await self._degraded(session_id, "incomplete", None)
@@ -155,14 +169,17 @@ class SessionDenylist:
         live = [(str(sid), now + ttl_s) for sid, ttl_s in entries if ttl_s > 0]
         if not live:
             return
+        self._unwritten = {sid: exp for sid, exp in self._unwritten.items() if exp > now}
         for session_id, expires in live:  # this instance knows at once
-            self._mirror[session_id] = expires
+            self._mirror[session_id] = self._unwritten[session_id] = expires
         async with self.redis.pipeline(transaction=False) as pipe:
             for session_id, expires in live:
                 pipe.set(f"{self._prefix}{session_id}", "1", exat=math.ceil(expires))
             pipe.zadd(self.index_key, {sid: expires * 1000 for sid, expires in live})
             pipe.zremrangebyscore(self.index_key, "-inf", now * 1000)
             await pipe.execute()
+        for session_id, _ in live:
+            self._unwritten.pop(session_id, None)
         await self.feed.publish(",".join(f"{sid}@{expires:.3f}" for sid, expires in live))
 
     async def is_complete(self) -> bool:

@@ -1,60 +1,55 @@
-"""Reject request bodies over a size limit with 413 problem+json."""
+"""Request bodies over a size limit: refused before reading, or aborted while streaming."""
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive
 
 from servicekit.errors import PayloadTooLarge, problem_response
 
 
-class BodySizeLimitMiddleware:
-    """Refuse bodies larger than ``max_bytes``.
+def _detail(max_bytes: int) -> str:
+    return f"The request body exceeds {max_bytes} bytes."
 
-    A declared ``Content-Length`` over the limit is refused before the body is read; a
-    chunked body is counted as it streams and aborted with a 413 ``HTTPException`` (FastAPI
-    re-raises those from body parsing; the error handlers answer problem+json) as soon as
-    it crosses the limit.
+
+def declared_too_large(content_length: bytes | None, max_bytes: int) -> bool:
+    """Whether a declared ``Content-Length`` is over the limit (malformed ones are the
+    server's to reject: h11/httptools refuse them before the app sees the request)."""
+    if content_length is None:
+        return False
+    try:
+        return int(content_length) > max_bytes
+    except ValueError:
+        return False
+
+
+def too_large_response(max_bytes: int, path: str) -> Response:
+    """413 problem+json; the connection is closed, the unread body with it."""
+    return problem_response(
+        status=PayloadTooLarge.status_code,
+        code=PayloadTooLarge.code,
+        detail=_detail(max_bytes),
+        instance=path,
+        headers={"connection": "close"},
+    )
+
+
+def limit_receive(receive: Receive, max_bytes: int) -> Receive:
+    """``receive`` that counts body bytes as they stream and aborts past ``max_bytes``.
+
+    It raises a 413 ``HTTPException``, which FastAPI re-raises from body parsing and the
+    error handlers answer as problem+json.
     """
+    received = 0
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise HTTPException(PayloadTooLarge.status_code, _detail(max_bytes))
+        return message
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None:
-            try:
-                too_large = int(declared) > self.max_bytes
-            except ValueError:
-                too_large = False  # h11/httptools reject malformed lengths before us
-            if too_large:
-                response = problem_response(
-                    status=PayloadTooLarge.status_code,
-                    code=PayloadTooLarge.code,
-                    detail=f"The request body exceeds {self.max_bytes} bytes.",
-                    instance=scope.get("path"),
-                    headers={"connection": "close"},
-                )
-                await response(scope, receive, send)
-                return
-
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(
-                        PayloadTooLarge.status_code,
-                        f"The request body exceeds {self.max_bytes} bytes.",
-                    )
-            return message
-
-        await self.app(scope, limited_receive, send)
+    return limited_receive

@@ -1,37 +1,40 @@
-"""Trusted-host checking and security response headers."""
+"""Trusted-host policy and the security headers every response carries."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from servicekit.errors import problem_response
+RawHeaders = list[tuple[bytes, bytes]]
 
 # Swagger UI and ReDoc load their scripts from a CDN; they get a looser policy.
-_DOCS_PATHS = ("/docs", "/redoc")
+DOCS_PATHS = ("/docs", "/redoc")
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
 )
-
+_COMMON = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "cache-control": "no-store",
+}
+_HSTS = "max-age=63072000; includeSubDomains"
 
 # Probes and scrapers address a pod by IP; these paths answer whatever the Host header.
 _HOST_EXEMPT_PATHS = ("/health/", "/metrics")
 
 
-class TrustedHostMiddleware:
-    """Answer 400 problem+json to a ``Host`` header not in the allowed list.
+class HostPolicy:
+    """Which ``Host`` headers are served: exact names, ``*.example.com`` wildcards, or ``*``.
 
-    Entries are exact host names or ``*.example.com`` wildcards; ``*`` allows every host.
     Health and metrics paths are exempt: orchestrators probe them by pod IP.
     """
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Sequence[str]) -> None:
-        self.app = app
+    def __init__(self, allowed_hosts: Sequence[str]) -> None:
         self.allow_any = "*" in allowed_hosts
         self.exact = {h.lower() for h in allowed_hosts if not h.startswith("*.")}
         self.suffixes = tuple(h[1:].lower() for h in allowed_hosts if h.startswith("*."))
@@ -41,56 +44,31 @@ class TrustedHostMiddleware:
         host = host.lower()
         return host in self.exact or (bool(self.suffixes) and host.endswith(self.suffixes))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.allow_any
-            or scope["type"] not in {"http", "websocket"}
-            or scope.get("path", "").startswith(_HOST_EXEMPT_PATHS)
-        ):
-            await self.app(scope, receive, send)
-            return
-        raw = Headers(scope=scope).get("host", "")
-        host = raw.rsplit(":", 1)[0] if not raw.endswith("]") else raw
-        if self.is_allowed(host.strip("[]")):
-            await self.app(scope, receive, send)
-            return
-        response = problem_response(
-            status=400,
-            code="invalid_host",
-            detail="The Host header is not served here.",
-            instance=scope.get("path"),
-        )
-        await response(scope, receive, send)
+    def admits(self, path: str, raw_host: str) -> bool:
+        """Whether a request for ``path`` with the ``Host`` header ``raw_host`` is served."""
+        if self.allow_any or path.startswith(_HOST_EXEMPT_PATHS):
+            return True
+        host = raw_host.rsplit(":", 1)[0] if not raw_host.endswith("]") else raw_host
+        return self.is_allowed(host.strip("[]"))
 
 
-class SecurityHeadersMiddleware:
-    """Add conservative security headers to every HTTP response."""
+class SecurityHeaders:
+    """Conservative security headers, encoded once; a header the app set itself is kept."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
-        self.app = app
-        self.hsts = hsts
+    def __init__(self, *, hsts: bool) -> None:
+        common = dict(_COMMON)
+        if hsts:
+            common["strict-transport-security"] = _HSTS
+        self._api = _encode({**common, "content-security-policy": _API_CSP})
+        self._docs = _encode({**common, "content-security-policy": _DOCS_CSP})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        is_docs = scope.get("path", "").startswith(_DOCS_PATHS)
+    def add(self, raw: RawHeaders, path: str) -> None:
+        """Append the headers ``raw`` lacks."""
+        present = {name for name, _ in raw}
+        for item in self._docs if path.startswith(DOCS_PATHS) else self._api:
+            if item[0] not in present:
+                raw.append(item)
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("x-frame-options", "DENY")
-                headers.setdefault("referrer-policy", "no-referrer")
-                headers.setdefault("cross-origin-opener-policy", "same-origin")
-                headers.setdefault("cross-origin-resource-policy", "same-origin")
-                headers.setdefault("permissions-policy", "interest-cohort=()")
-                headers.setdefault("content-security-policy", _DOCS_CSP if is_docs else _API_CSP)
-                headers.setdefault("cache-control", "no-store")
-                if self.hsts:
-                    headers.setdefault(
-                        "strict-transport-security", "max-age=63072000; includeSubDomains"
-                    )
-            await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+def _encode(headers: dict[str, str]) -> RawHeaders:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]

@@ -3,7 +3,9 @@
 Order of choice: ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` when set; else PostgreSQL on
 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they answer; else SQLite in a temporary
 folder and the embedded Redis server. ``SERVICEKIT_TEST_BACKENDS=embedded`` forces the
-fallback so the quick-start backends are tested even on a machine that has both servers.
+fallback so the quick-start backends are tested even on a machine that has both servers;
+``SERVICEKIT_TEST_BACKENDS=cluster`` starts a Redis Cluster of three primaries on loopback
+ports for the run (:mod:`servicekit.testing.redis_cluster`), the database chosen as usual.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.settings import RedisSettings
+from servicekit.testing.redis_cluster import LocalRedisCluster
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Values of ``SERVICEKIT_TEST_BACKENDS`` ("" is the default choice).
+BACKEND_CHOICES = ("", "embedded", "cluster")
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Backends:
     redis_url: str
     redis_key_prefix: str
     embedded_redis: EmbeddedRedis | None = None
+    redis_cluster: LocalRedisCluster | None = None
     database_url: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -40,9 +47,29 @@ class Backends:
         return make_url(self.database_server_url).get_backend_name()
 
     @property
+    def is_cluster(self) -> bool:
+        """Whether Redis is a cluster (clients need ``RedisSettings.cluster``)."""
+        return self.redis_cluster is not None
+
+    @property
     def redis_kind(self) -> str:
-        """``embedded`` or the Redis URL in use."""
+        """The embedded server, the cluster, or the Redis URL in use."""
+        if self.redis_cluster is not None:
+            return self.redis_cluster.describe()
         return "embedded valkey-server (unix socket)" if self.embedded_redis else self.redis_url
+
+    def redis_settings(self) -> RedisSettings:
+        """Client settings for the run's Redis (its URL, key prefix and mode)."""
+        return RedisSettings(
+            url=self.redis_url, key_prefix=self.redis_key_prefix, cluster=self.is_cluster
+        )
+
+    def stop(self) -> None:
+        """Stop the Redis servers this run started."""
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+        if self.redis_cluster is not None:
+            self.redis_cluster.stop()
 
     def describe(self) -> str:
         """One line for the pytest session header."""
@@ -73,7 +100,10 @@ def _redis_answers(host: str, port: int) -> bool:
 
 def detect_backends(tmp_dir: Path) -> Backends:
     """Pick the run's backends (see the module docstring); starts the embedded Redis if needed."""
-    forced_embedded = os.environ.get("SERVICEKIT_TEST_BACKENDS", "").lower() == "embedded"
+    choice = os.environ.get("SERVICEKIT_TEST_BACKENDS", "").lower()
+    if choice not in BACKEND_CHOICES:
+        raise ValueError(f"SERVICEKIT_TEST_BACKENDS={choice!r}: expected one of {BACKEND_CHOICES}")
+    forced_embedded = choice == "embedded"
     run_id = uuid.uuid4().hex[:10]
 
     db_url = os.environ.get("TEST_DATABASE_URL")
@@ -85,7 +115,11 @@ def detect_backends(tmp_dir: Path) -> Backends:
 
     redis_url = os.environ.get("TEST_REDIS_URL")
     embedded: EmbeddedRedis | None = None
-    if not redis_url:
+    cluster: LocalRedisCluster | None = None
+    if choice == "cluster":
+        cluster = LocalRedisCluster(tmp_dir / "redis-cluster")
+        redis_url = cluster.start()
+    elif not redis_url:
         if not forced_embedded and _redis_answers("127.0.0.1", 6379):
             redis_url = DEFAULT_REDIS_URL
         else:
@@ -96,6 +130,7 @@ def detect_backends(tmp_dir: Path) -> Backends:
         redis_url=redis_url,
         redis_key_prefix=f"test:{run_id}:",
         embedded_redis=embedded,
+        redis_cluster=cluster,
         run_id=run_id,
     )
 

@@ -8,7 +8,11 @@ Fixtures:
   transaction that is rolled back, the session joining it through SAVEPOINTs;
 * ``redis_client`` — a real client; keys under the run's prefix are deleted after each test;
 * ``own_redis`` — a Redis server of the test alone, which the test may stop and start
-  (same unix socket) to exercise outages.
+  (same unix socket) to exercise outages; such tests are skipped on the cluster backend,
+  whose point is to run everything else against a Redis Cluster;
+* ``own_redis_client`` — a client of that server, closed at the end;
+* ``database_proxy`` — a :class:`~servicekit.testing.tcp_proxy.TcpProxy` in front of the
+  run's PostgreSQL server, which the test may cut or stall (skipped on SQLite).
 """
 
 from __future__ import annotations
@@ -19,19 +23,20 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from servicekit.db import SQLITE_BEGIN_KEY, create_engine
 from servicekit.embedded_redis import EmbeddedRedis
-from servicekit.redis import create_redis
-from servicekit.settings import DatabaseSettings, Environment, RedisSettings, ServiceSettings
+from servicekit.redis import AnyRedis, create_redis, discover
+from servicekit.settings import DatabaseSettings, Environment, ServiceSettings
 from servicekit.testing.backends import (
     Backends,
     create_run_database,
     detect_backends,
     drop_run_database,
 )
+from servicekit.testing.tcp_proxy import TcpProxy
 
 _BACKENDS = pytest.StashKey[Backends]()
 _TMP_DIR = pytest.StashKey[Path]()
@@ -50,10 +55,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop the embedded Redis and remove the run's temporary folder."""
+    """Stop the Redis servers of the run and remove its temporary folder."""
     backends = config.stash.get(_BACKENDS, None)
-    if backends is not None and backends.embedded_redis is not None:
-        backends.embedded_redis.stop()
+    if backends is not None:
+        backends.stop()
     tmp = config.stash.get(_TMP_DIR, None)
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -89,9 +94,7 @@ def test_settings(
         environment=Environment.TEST,
         data_dir=tmp_path_factory.mktemp("data"),
         database=DatabaseSettings(url=database_url, slow_query_ms=1000),
-        redis=RedisSettings(
-            url=servicekit_backends.redis_url, key_prefix=servicekit_backends.redis_key_prefix
-        ),
+        redis=servicekit_backends.redis_settings(),
     )
 
 
@@ -134,9 +137,13 @@ async def db_session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSessi
 @pytest.fixture
 async def redis_client(
     test_settings: ServiceSettings, servicekit_backends: Backends
-) -> AsyncIterator[Redis]:
-    """A real Redis client; every key under the run's prefix is removed after the test."""
+) -> AsyncIterator[AnyRedis]:
+    """A real Redis client; every key under the run's prefix is removed after the test.
+
+    On a cluster, the scan visits every primary and the delete is split by slot.
+    """
     client = create_redis(test_settings)
+    await discover(client)
     try:
         yield client
     finally:
@@ -147,9 +154,31 @@ async def redis_client(
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+def database_proxy(servicekit_backends: Backends, database_url: str) -> Iterator[TcpProxy]:
+    """A proxy to the run's PostgreSQL server; point a URL at it with :meth:`TcpProxy.url`."""
+    if servicekit_backends.database_kind != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no network connection to cut")
+    url = make_url(database_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path, servicekit_backends: Backends) -> Iterator[EmbeddedRedis]:
     """A real Redis-protocol server for this test only; stopped at the end if still running."""
+    if servicekit_backends.is_cluster:
+        pytest.skip("stops and starts a standalone Redis of its own; the run's Redis is a cluster")
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def own_redis_client(
+    own_redis: EmbeddedRedis, test_settings: ServiceSettings
+) -> AsyncIterator[AnyRedis]:
+    """A client of the test's own Redis (``own_redis``)."""
+    client = create_redis(test_settings, own_redis.url)
+    yield client
+    await client.aclose()

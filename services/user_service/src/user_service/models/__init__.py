@@ -2,8 +2,18 @@
 
 from user_service.models.base import Base
 from user_service.models.email_token import EmailToken, TokenPurpose
+from user_service.models.idempotency_key import IdempotencyKey
 from user_service.models.refresh_token import RotatedRefreshToken
 from user_service.models.session import Session
 from user_service.models.user import Role, User
 
-__all__ = ["Base", "EmailToken", "Role", "RotatedRefreshToken", "Session", "TokenPurpose", "User"]
+__all__ = [
+    "Base",
+    "EmailToken",
+    "IdempotencyKey",
+    "Role",
+    "RotatedRefreshToken",
+    "Session",
+    "TokenPurpose",
+    "User",
+]

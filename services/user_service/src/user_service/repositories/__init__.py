@@ -1,8 +1,15 @@
 """All SQL of the user service."""
 
 from user_service.repositories.email_token import EmailTokenRepository
+from user_service.repositories.idempotency_key import IdempotencyKeyRepository
 from user_service.repositories.session import SessionRepository
 from user_service.repositories.user import UserRepository
 from user_service.repositories.user_query import UserQueryRepository
 
-__all__ = ["EmailTokenRepository", "SessionRepository", "UserQueryRepository", "UserRepository"]
+__all__ = [
+    "EmailTokenRepository",
+    "IdempotencyKeyRepository",
+    "SessionRepository",
+    "UserQueryRepository",
+    "UserRepository",
+]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from user_service.schemas.fields import EmailAddress, NewPassword
 
 
 class EmailLinkRequest(BaseModel):
@@ -12,7 +14,7 @@ class EmailLinkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: EmailAddress
 
 
 class LinkRequested(BaseModel):
@@ -36,4 +38,4 @@ class PasswordResetConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=16, max_length=256, repr=False)
-    new_password: str = Field(min_length=1, max_length=1024, repr=False)
+    new_password: NewPassword = Field(repr=False)

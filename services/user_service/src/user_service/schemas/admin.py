@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from servicekit.pagination import MAX_CURSOR_LENGTH, CursorPage
 from user_service.models import Role
+from user_service.schemas.fields import StoredText
 from user_service.schemas.user import UserRead
 
 MAX_PAGE_SIZE = 100
@@ -16,7 +18,7 @@ MAX_PAGE_SIZE = 100
 class UserListQuery(BaseModel):
     """Filters, order and page of ``GET /users``."""
 
-    email_prefix: str | None = Field(
+    email_prefix: StoredText | None = Field(
         None,
         min_length=1,
         max_length=320,
@@ -45,16 +47,24 @@ class UserPage(CursorPage[UserRead]):
     """One page of users."""
 
 
+def _omit_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # "omitted" is not a value a client could send
+
+
 class UserAdminUpdate(BaseModel):
     """Fields an administrator may change; omitted fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role | None = None
-    is_active: bool | None = Field(
-        None, description="`false` deactivates the account and revokes all its sessions."
+    # `SkipJsonSchema[None]`: the schema says what clients may send (null is refused below).
+    role: Role | SkipJsonSchema[None] = Field(None, json_schema_extra=_omit_default)
+    # Strict: `0` or `"no"` is a client bug here, not a boolean.
+    is_active: StrictBool | SkipJsonSchema[None] = Field(
+        None,
+        description="`false` deactivates the account and revokes all its sessions.",
+        json_schema_extra=_omit_default,
     )
-    is_verified: bool | None = None
+    is_verified: StrictBool | SkipJsonSchema[None] = Field(None, json_schema_extra=_omit_default)
 
     @field_validator("role", "is_active", "is_verified", mode="before")
     @classmethod

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from user_service.models import Role, User
+from user_service.schemas.fields import EmailAddress, NewPassword, StoredText
 
 
 class UserCreate(BaseModel):
@@ -15,9 +16,9 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
-    password: str = Field(min_length=1, max_length=1024, repr=False)
-    full_name: str = Field("", max_length=200)
+    email: EmailAddress
+    password: NewPassword = Field(repr=False)
+    full_name: StoredText = Field("", max_length=200)
 
 
 class UserRead(BaseModel):
@@ -36,9 +37,20 @@ class UserRead(BaseModel):
 
 
 class UserSnapshot(UserRead):
-    """What the user cache stores: the public fields and the version (never the hash)."""
+    """What the user cache stores: the public fields and the version (never the hash).
+
+    Treated as immutable once built: the in-process cache tier shares one instance between
+    requests, which is what lets :meth:`public_json` serialise it once.
+    """
 
     version: int
+    _public_json: bytes | None = PrivateAttr(default=None)
+
+    def public_json(self) -> bytes:
+        """The :class:`UserRead` JSON of this user, serialised on first use only."""
+        if self._public_json is None:
+            self._public_json = self.model_dump_json(exclude={"version"}).encode()
+        return self._public_json
 
 
 def user_etag(user: User | UserSnapshot) -> str:
@@ -51,7 +63,7 @@ class UserUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    full_name: str | None = Field(None, max_length=200)
+    full_name: StoredText | None = Field(None, max_length=200)
 
 
 class PasswordConfirmation(BaseModel):
@@ -68,7 +80,7 @@ class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=1024, repr=False)
-    new_password: str = Field(min_length=1, max_length=1024, repr=False)
+    new_password: NewPassword = Field(repr=False)
 
 
 class SessionRead(BaseModel):

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit import metrics
 from servicekit.db import on_commit, read_only_session
 from servicekit.logging import get_logger
 from servicekit.orm import utcnow
+from servicekit.redis import REDIS_ERRORS
 from user_service.repositories import SessionRepository
 from user_service.services.context import IdentityContext
+from user_service.services.idempotency import idempotency
 
 log = get_logger(__name__)
 CHECK_INTERVAL_S = 0.25
+#: How often the maintainer deletes expired idempotency keys (they are ignored anyway).
+PURGE_INTERVAL_S = 3600.0
 
 
 async def revoke_sessions(
@@ -51,7 +55,7 @@ async def revoke_sessions(
         async def publish() -> None:
             try:
                 await ctx.denylist.revoke((sid, ttl) for sid in revoked)
-            except RedisError:
+            except REDIS_ERRORS:
                 # PostgreSQL has it; verifiers fall back or fail closed until the rebuild.
                 ctx.denylist_dirty = True
                 metrics.redis_errors().labels("denylist_write", "deferred").inc()
@@ -63,7 +67,8 @@ async def revoke_sessions(
 
 
 class DenylistMaintainer:
-    """Rebuilds the denylist whenever it may be incomplete."""
+    """Rebuilds the denylist whenever it may be incomplete; hourly, it also purges expired
+    idempotency keys."""
 
     def __init__(
         self, ctx: IdentityContext, sessionmaker: async_sessionmaker[AsyncSession]
@@ -71,6 +76,15 @@ class DenylistMaintainer:
         self.ctx = ctx
         self.sessionmaker = sessionmaker
         self._task: asyncio.Task[None] | None = None
+        self._next_purge = 0.0
+
+    async def purge_idempotency_keys(self) -> int:
+        """Delete expired idempotency keys in a transaction of their own."""
+        async with self.sessionmaker() as session, session.begin():
+            purged = await idempotency.purge_expired(session)
+        if purged:
+            log.info("idempotency.keys_purged", keys=purged)
+        return purged
 
     async def rebuild(self) -> int:
         """List every session revoked within the TTL, then mark the list complete."""
@@ -93,12 +107,15 @@ class DenylistMaintainer:
         if self.ctx.denylist_dirty or not await self.ctx.denylist.is_complete():
             await self.rebuild()
         await self.ctx.user_cache.repair()
+        if time.monotonic() >= self._next_purge:
+            self._next_purge = time.monotonic() + PURGE_INTERVAL_S
+            await self.purge_idempotency_keys()
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.check_once()
-            except (RedisError, OSError) as exc:
+            except (*REDIS_ERRORS, OSError) as exc:
                 self.ctx.denylist_dirty = True
                 log.debug("auth.denylist_check_failed", error=repr(exc))
             except Exception as exc:  # keep maintaining whatever happened

@@ -59,13 +59,12 @@ class TokenAdminService:
         ctx: IdentityContext,
         authenticator: Authenticator,
         *,
-        client_id: str | None,
-        client_secret: str | None,
+        client_id: str,
         token: str,
         hint: str | None,
     ) -> dict[str, Any]:
-        """What the token is and whether it is active, for an authenticated service."""
-        self._authenticate_client(ctx, client_id, client_secret)
+        """What the token is and whether it is active, for a service that
+        :meth:`authenticate_client` admitted."""
         if hint != REFRESH_HINT:
             try:
                 principal = await authenticator.authenticate(token)
@@ -102,14 +101,16 @@ class TokenAdminService:
             hash_token(token), lock=False
         )
 
-    def _authenticate_client(
+    def authenticate_client(
         self, ctx: IdentityContext, client_id: str | None, client_secret: str | None
-    ) -> None:
+    ) -> str:
+        """The client id when the credentials are right; raises :class:`InvalidClient`."""
         expected = ctx.settings.introspection.clients.get(client_id or "")
         if expected is None or client_secret is None:
             raise InvalidClient
         if not hmac.compare_digest(expected.get_secret_value().encode(), client_secret.encode()):
             raise InvalidClient
+        return client_id or ""
 
 
 token_admin = TokenAdminService()

@@ -34,8 +34,8 @@ async def get_user_snapshot(
 
     async def load() -> UserSnapshot | None:
         async with open_session() as session:
-            user = await UserRepository.from_session(session).get(user_id)
-            return UserSnapshot.model_validate(user) if user is not None else None
+            row = await UserRepository.from_session(session).get_public_fields(user_id)
+            return UserSnapshot.model_validate(row) if row is not None else None
 
     return await cache.get_or_load(user_id, load)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
 from servicekit.deps import rate_limit
 from servicekit.errors import problem_responses
 from servicekit.rate_limit import RateLimited, RateLimitUnavailable
-from user_service.deps import DbSession, Identity
-from user_service.errors import InvalidOrExpiredLink, PasswordPolicyViolation
+from user_service.deps import DbSession, Idempotency, Identity
+from user_service.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    InvalidOrExpiredLink,
+    PasswordPolicyViolation,
+)
 from user_service.schemas.account import (
     EmailLinkRequest,
     LinkRequested,
@@ -49,15 +54,21 @@ async def confirm_email_verification(
     "/password-reset/request",
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(rate_limit("password_reset_ip"))],
-    responses=problem_responses(RateLimited, RateLimitUnavailable, 422),
+    responses=problem_responses(
+        IdempotencyKeyInUse, IdempotencyKeyMismatch, RateLimited, RateLimitUnavailable, 422
+    ),
 )
 async def request_password_reset(
-    body: EmailLinkRequest, session: DbSession, ctx: Identity
+    body: EmailLinkRequest,
+    session: DbSession,
+    ctx: Identity,
+    response: Response,
+    idempotent: Idempotency,
 ) -> LinkRequested:
     """Mail a password-reset link; the answer is the same whether or not the address is
-    registered."""
+    registered. A retry with the same ``Idempotency-Key`` sends no second mail."""
     await account_recovery.request_password_reset(session, ctx, email=body.email)
-    return LinkRequested()
+    return await idempotent.remember(LinkRequested(), response)
 
 
 @router.post(

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Query, Response, status
 from servicekit.auth import InsufficientScope, InvalidToken, NotAuthenticated
 from servicekit.errors import PreconditionFailed, problem_responses
 from servicekit.pagination import InvalidCursor
-from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch
+from user_service.api.v1.users import snapshot_response
+from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch, ReadSessions
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.schemas.admin import UserAdminUpdate, UserListQuery, UserPage
 from user_service.schemas.user import UserRead, user_etag
@@ -52,19 +53,14 @@ async def list_users(
 
 @router.get(
     "/{user_id}",
+    response_model=UserRead,
     responses={**problem_responses(*_AUTH_ERRORS, UserNotFound, 422), **_ETAG},
 )
 async def get_user(
-    user_id: uuid.UUID,
-    _admin: AdminPrincipal,
-    session: DbSession,
-    ctx: Identity,
-    response: Response,
-) -> UserRead:
+    user_id: uuid.UUID, _admin: AdminPrincipal, sessions: ReadSessions, ctx: Identity
+) -> Response:
     """Any user's account."""
-    user = await admin.get_user(session, ctx, user_id)
-    response.headers["ETag"] = user_etag(user)
-    return UserRead.model_validate(user.model_dump())
+    return snapshot_response(await admin.get_user(sessions, ctx, user_id))
 
 
 @router.patch(

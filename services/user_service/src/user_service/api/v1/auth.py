@@ -184,9 +184,16 @@ async def change_password(
     )
 
 
-@router.post("/revoke", responses=problem_responses(422))
+@router.post(
+    "/revoke",
+    response_class=Response,  # RFC 7009: 200 with no body
+    responses={
+        200: {"description": "Revoked, or the token was not valid anyway."},
+        **problem_responses(422),
+    },
+)
 async def revoke(
-    token: Annotated[str, Form(max_length=4096)],
+    token: Annotated[str, Form(min_length=1, max_length=4096)],
     session: DbSession,
     ctx: Identity,
     authenticator: TokenAuthenticator,
@@ -203,8 +210,8 @@ async def revoke(
     responses=problem_responses(InvalidClient, 422),
 )
 async def introspect(
-    token: Annotated[str, Form(max_length=4096)],
-    client: IntrospectionClient,
+    token: Annotated[str, Form(min_length=1, max_length=4096)],
+    client_id: IntrospectionClient,
     session: DbSession,
     ctx: Identity,
     authenticator: TokenAuthenticator,
@@ -215,8 +222,7 @@ async def introspect(
         session,
         ctx,
         authenticator,
-        client_id=client.username if client else None,
-        client_secret=client.password if client else None,
+        client_id=client_id,
         token=token,
         hint=token_type_hint,
     )

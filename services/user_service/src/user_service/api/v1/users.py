@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from servicekit.auth import InvalidToken, NotAuthenticated
 from servicekit.deps import rate_limit
 from servicekit.errors import PreconditionFailed, problem_responses
 from servicekit.rate_limit import RateLimited, RateLimitUnavailable
-from user_service.deps import CachedCurrentUser, CurrentUser, DbSession, Identity, IfMatch
-from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation, WrongPassword
+from user_service.deps import (
+    BEARER_SECURITY,
+    CurrentUser,
+    DbSession,
+    Idempotency,
+    Identity,
+    IfMatch,
+    ReadSessions,
+    current_snapshot,
+)
+from user_service.errors import (
+    EmailAlreadyRegistered,
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    PasswordPolicyViolation,
+    WrongPassword,
+)
 from user_service.models import User
 from user_service.schemas.user import (
     PasswordConfirmation,
     UserCreate,
     UserRead,
+    UserSnapshot,
     UserUpdate,
     user_etag,
 )
@@ -36,25 +52,48 @@ def _with_etag(user: User, response: Response) -> UserRead:
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(rate_limit("register_ip"))],
     responses=problem_responses(
-        EmailAlreadyRegistered, PasswordPolicyViolation, RateLimited, RateLimitUnavailable, 422
+        EmailAlreadyRegistered,
+        IdempotencyKeyInUse,
+        IdempotencyKeyMismatch,
+        PasswordPolicyViolation,
+        RateLimited,
+        RateLimitUnavailable,
+        422,
     ),
 )
 async def register(
-    body: UserCreate, session: DbSession, ctx: Identity, response: Response
+    body: UserCreate,
+    session: DbSession,
+    ctx: Identity,
+    response: Response,
+    idempotent: Idempotency,
 ) -> UserRead:
-    """Register a new account."""
+    """Register a new account; send an ``Idempotency-Key`` to retry safely."""
     user = await users.create(
         session, ctx.hasher, email=body.email, password=body.password, full_name=body.full_name
     )
     response.headers["Location"] = f"/api/v1/users/{user.id}"
-    return _with_etag(user, response)
+    return await idempotent.remember(_with_etag(user, response), response)
 
 
-@router.get("/me", responses=problem_responses(*_AUTH_ERRORS))
-async def read_me(user: CachedCurrentUser, response: Response) -> UserRead:
+@router.get(
+    "/me",
+    response_model=UserRead,
+    responses=problem_responses(*_AUTH_ERRORS),
+    openapi_extra=BEARER_SECURITY,
+)
+async def read_me(request: Request, sessions: ReadSessions) -> Response:
     """The signed-in user's account; ``ETag`` carries its version for ``If-Match``."""
-    response.headers["ETag"] = user_etag(user)
-    return UserRead.model_validate(user.model_dump())
+    # The hottest route: authentication without dependencies, and the cached snapshot's
+    # JSON reused rather than validated and serialised again.
+    return snapshot_response(await current_snapshot(request, sessions))
+
+
+def snapshot_response(user: UserSnapshot) -> Response:
+    """A cached user as ``UserRead`` JSON with its ``ETag``, serialised once per snapshot."""
+    return Response(
+        user.public_json(), media_type="application/json", headers={"ETag": user_etag(user)}
+    )
 
 
 @router.patch("/me", responses=problem_responses(*_AUTH_ERRORS, PreconditionFailed, 422))

@@ -1,0 +1,1 @@
+"""The pieces of ``bench/run.py``: backends, servers, load, seeding and the report."""

@@ -1,0 +1,165 @@
+"""Ratios, the table and the chart."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.common import DURATION, OVERLOAD, THREADS, WARMUP, out
+
+# ------------------------------------------------------------------------------- report
+
+
+def ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def unexpected_errors(result: dict[str, Any]) -> int:
+    """Socket errors plus non-2xx responses wrk saw, less those the server's own counters
+    show were deliberate 429/503 back-pressure (the server's counts also include requests
+    finished after wrk stopped, so they only classify, never add)."""
+    sockets = int(sum(result["socket_errors"].values()))
+    status: dict[str, int] = result.get("status_counts") or {}
+    deliberate = status.get("429", 0) + status.get("503", 0)
+    return sockets + max(0, int(result["non_2xx"]) - deliberate)
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def print_table(data: dict[str, Any]) -> None:
+    s = data["scenarios"]
+    rows = [
+        ("baseline", s["baseline"], None),
+        ("me_cached", s["me_cached"], s["baseline"]),
+        ("user_uncached", s["user_uncached"], s["baseline"]),
+        ("register", s["register"], None),
+        ("login", s["login"], None),
+        ("storm: me_cached", s["storm"], s["baseline"]),
+        ("storm: login", s["storm"]["login"], None),
+    ]
+    for c in OVERLOAD:
+        rows.append(
+            (
+                f"overload c={c}",
+                s[f"overload_c{c}"],
+                s[f"baseline_c{c}"] if c != 64 else s["baseline"],
+            )
+        )
+    for c in OVERLOAD[1:]:
+        rows.append((f"baseline c={c}", s[f"baseline_c{c}"], None))
+    rows.append(("scale: me_cached", s["scale_2w"], s["baseline_2w"]))
+    rows.append(("scale: baseline", s["baseline_2w"], None))
+    out()
+    out(
+        f"make bench — {data['date']} — {data['machine']['cpus']} CPUs, wrk -t{THREADS} "
+        f"-d{DURATION}s (+{WARMUP}s warm-up), rate limits {data['config']['rate_limit']}"
+    )
+    header = (
+        f"{'scenario':<18}{'c':>6}{'wrk':>5}{'req/s':>11}{'2xx/s':>11}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs base':>9}{'other CPU':>11}"
+    )
+    m = data["machine"]
+    if m["cpu_percent_before"] > 20:
+        out(f"warning: the machine was {m['cpu_percent_before']:.0f}% busy before the run "
+            f"(load {m['loadavg_before'][0]:.2f}): numbers are noisy")  # fmt: skip
+    out(header)
+    out("-" * len(header))
+    for name, r, base in rows:
+        vs = fmt(ratio(r["ok_rps"], base["ok_rps"])) if base else ""
+        out(
+            f"{name:<18}{r['concurrency']:>6}{r['workers']:>4}w{r['rps']:>11,.0f}{r['ok_rps']:>11,.0f}"
+            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}{vs:>9}"
+            f"{r.get('other_cpu_percent', 0):>10.0f}%"
+        )
+    out(
+        "other CPU: % of one core used meanwhile by processes outside this run "
+        "(high values mean a busy machine skewed that row)"
+    )
+    for name, r, _base in rows:
+        if r.get("other_cpu_percent", 0) >= 20 and r.get("other_cpu_top"):
+            top = ", ".join(f"{proc} {pct:.0f}%" for proc, pct in r["other_cpu_top"].items())
+            out(f"  {name}: {top}")
+    out()
+    h = data["hashing"]
+    out(
+        f"single argon2id verification: {h['single_hash_ms']} ms (median of {h['samples']}); "
+        f"hash-bound limit = {data['machine']['cpus']} cores / that = {h['limit_rps']:.1f} req/s"
+    )
+    rss = data["rss"]
+    out(
+        "peak RSS per worker (VmHWM): "
+        + "; ".join(
+            f"{name} {', '.join(f'{mb:.0f}' for mb in info['workers_mb'])} MB"
+            for name, info in rss["servers"].items()
+        )
+    )
+    for r_name, r in (("register", s["register"]), ("login", s["login"])):
+        if r.get("status_counts") and r["non_2xx"]:
+            out(f"{r_name} statuses: {r['status_counts']}")
+    for c in OVERLOAD:
+        r = s[f"overload_c{c}"]
+        if r["errors"]:
+            out(
+                f"overload c={c}: non-2xx {r['non_2xx']} {r.get('status_counts', '')}, "
+                f"socket errors {r['socket_errors']}"
+            )
+    out()
+    out(f"{'ratio':<34}{'value':>9}")
+    for key, value in data["ratios"].items():
+        out(f"{key:<34}{fmt(value, 3):>9}")
+    out()
+    out(f"{'target':<40}{'value':>10}  {'goal':<10}{'result':>7}")
+    for t in data["targets"]:
+        verdict = "PASS" if t["pass"] else "FAIL"
+        out(f"{t['name']:<40}{fmt(t['value']):>10}  {t['goal']:<10}{verdict:>7}")
+    logs = {k: v for k, v in data["server_logs"].items() if v}
+    if logs:
+        out()
+        out("server log warnings/errors (full logs in bench/.work/logs/):")
+        for name, events in logs.items():
+            for event, n in sorted(events.items(), key=lambda kv: -kv[1])[:8]:
+                out(f"  {name}: {event} x{n}")
+    out()
+    out(f"took {data['elapsed_s']:.0f} s; wrote {data['written']}")
+
+
+def chart(data: dict[str, Any], path: Path) -> None:
+    """req/s and p99 against concurrency for me_cached and the baseline (one worker)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = data["scenarios"]
+    base = [s["baseline"] if c == 64 else s[f"baseline_c{c}"] for c in OVERLOAD]
+    me = [s[f"overload_c{c}"] for c in OVERLOAD]
+    fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, series, style in (("baseline (bare FastAPI)", base, "o--"), ("me_cached", me, "o-")):
+        ax_rps.plot(OVERLOAD, [r["ok_rps"] for r in series], style, label=label)
+        ax_p99.plot(OVERLOAD, [r["p99_ms"] for r in series], style, label=label)
+    for ax, title, unit in (
+        (ax_rps, "throughput (2xx responses)", "req/s"),
+        (ax_p99, "p99 latency", "ms (log scale)"),
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(OVERLOAD, [str(c) for c in OVERLOAD])
+        ax.set_xlabel("concurrent connections (wrk -c)")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        if ax is ax_p99:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(
+        f"user_service vs baseline — 1 uvicorn worker, {data['machine']['cpus']} CPUs, "
+        f"{data['date']} — me_cached_vs_baseline={fmt(data['ratios']['me_cached_vs_baseline'])}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

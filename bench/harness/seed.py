@@ -1,0 +1,82 @@
+"""Seeded users and sign-ins."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from harness.common import HASH_SAMPLES, PASSWORD
+
+# ------------------------------------------------------------------------------- seeding
+
+
+async def seed_users(count: int) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Insert ``count`` verified users sharing one precomputed argon2id hash of PASSWORD
+    (hashing each would cost ~40 ms of CPU apiece), through SQLAlchemy with the service's
+    models; then time single verifications with the service's own PasswordHasher."""
+    from sqlalchemy import insert
+
+    from servicekit.db import create_engine, create_sessionmaker
+    from user_service.config import UserServiceSettings
+    from user_service.models import Role, User
+    from user_service.security import PasswordHasher
+
+    settings = UserServiceSettings(_env_file=None)
+    hasher = PasswordHasher(settings.password)
+    engine = create_engine(settings)
+    try:
+        password_hash = await hasher.hash(PASSWORD)
+        ids = [uuid.uuid4() for _ in range(count)]
+        emails = [f"bench-{i:05d}@example.com" for i in range(count)]
+        rows = [
+            {
+                "id": user_id,
+                "email": email,
+                "password_hash": password_hash,
+                "full_name": f"Bench User {i}",
+                "is_verified": True,
+                "role": Role.USER,
+            }
+            for i, (user_id, email) in enumerate(zip(ids, emails, strict=True))
+        ]
+        async with create_sessionmaker(engine)() as session, session.begin():
+            for start in range(0, count, 1000):
+                await session.execute(insert(User), rows[start : start + 1000])
+        # The login path's cost: one argon2id verification at the service's parameters.
+        for _ in range(2):
+            await hasher.verify(PASSWORD, password_hash)
+        samples = []
+        for _ in range(HASH_SAMPLES):
+            began = time.perf_counter()
+            valid, _new = await hasher.verify(PASSWORD, password_hash)
+            samples.append(time.perf_counter() - began)
+            if not valid:
+                raise RuntimeError("the seeded hash does not verify")
+        pw = settings.password
+        hashing = {
+            "single_hash_ms": round(statistics.median(samples) * 1000, 2),
+            "samples": HASH_SAMPLES,
+            "argon2id": {
+                "memory_kib": pw.argon2_memory_kib,
+                "time_cost": pw.argon2_time_cost,
+                "parallelism": pw.argon2_parallelism,
+            },
+            "hash_workers": pw.hash_workers,
+        }
+    finally:
+        hasher.close()
+        await engine.dispose()
+    return [str(i) for i in ids], emails, hashing
+
+
+def login(client: httpx.Client, base_url: str, email: str, password: str) -> str:
+    response = client.post(
+        f"{base_url}/api/v1/auth/login", json={"email": email, "password": password}, timeout=30
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
