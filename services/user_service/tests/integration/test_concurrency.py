@@ -96,6 +96,28 @@ class TestRaces:
             assert me.json()["full_name"] == winner.json()["full_name"]
             assert me.headers["etag"] == winner.headers["etag"] != etag
 
+    async def test_without_grace_parallel_refreshes_count_as_reuse(
+        self, settings: UserServiceSettings, live_client: httpx.AsyncClient
+    ) -> None:
+        # With no grace window, every refresh after the first is a replay of a rotated
+        # token, however close together they arrive: one wins, and the replays end the
+        # session, the winner's successor included.
+        no_grace = settings.jwt.model_copy(update={"refresh_grace_seconds": 0})
+        async with app_client(create_app(settings.model_copy(update={"jwt": no_grace}))) as client:
+            email = live_email()  # removed by live_client's clean-up
+            assert (await _register(client, email)).status_code == 201
+            body = {"refresh_token": (await login(client, email))["refresh_token"]}
+            responses = await asyncio.gather(
+                *(client.post("/api/v1/auth/refresh", json=body) for _ in range(8))
+            )
+            statuses = sorted(r.status_code for r in responses)
+            assert statuses == [200] + [401] * 7, [r.text for r in responses]
+            winner = next(r.json() for r in responses if r.status_code == 200)
+            again = await client.post(
+                "/api/v1/auth/refresh", json={"refresh_token": winner["refresh_token"]}
+            )
+            assert again.status_code == 401
+
     async def test_reuse_racing_a_legitimate_refresh_outside_grace_revokes_the_session(
         self, settings: UserServiceSettings, live_client: httpx.AsyncClient
     ) -> None:

@@ -112,8 +112,10 @@ class AuthService:
         successor = successor_refresh_token(
             ctx.settings.secret_key.get_secret_value(), refresh_token
         )
-        now = utcnow()
         current = await repo.get_by_refresh_hash(token_hash, lock=True)
+        # Every clock reading follows the lock: a request that waited behind a rotation
+        # must not be judged, or stamp the rotation, with a time taken before it.
+        now = utcnow()
         if current is not None:
             await ctx.limiter.check([("refresh_session", str(current.id))])
             user = await self._usable(session, current, now)
@@ -131,7 +133,9 @@ class AuthService:
         if record is None or record.revoked_at is not None:
             raise InvalidGrant
         grace = timedelta(seconds=ctx.settings.jwt.refresh_grace_seconds)
-        if now - rotated.rotated_at <= grace and record.refresh_token_hash == hash_token(successor):
+        now = utcnow()
+        current_successor = record.refresh_token_hash == hash_token(successor)
+        if current_successor and within_grace(now - rotated.rotated_at, grace):
             await ctx.limiter.check([("refresh_session", str(record.id))])
             user = await self._usable(session, record, now)
             return self._pair(ctx, user, record, successor)
@@ -185,3 +189,11 @@ class AuthService:
 
 
 auth = AuthService()
+
+
+def within_grace(elapsed: timedelta, grace: timedelta) -> bool:
+    """Whether a rotated refresh token replayed ``elapsed`` after its rotation is still a
+    concurrent client's copy. ``rotated_at`` may come from another instance whose clock
+    runs ahead, so a negative ``elapsed`` counts as zero, and no grace means none at all.
+    """
+    return grace > timedelta(0) and max(elapsed, timedelta(0)) < grace
