@@ -24,16 +24,16 @@ run: $(SYNC) ## Serve the API on http://127.0.0.1:8000 (SQLite + embedded Redis 
 test: $(SYNC) ## Run the test suite (local PostgreSQL/Redis when reachable, else SQLite + embedded Redis)
 	$(UV) run --frozen pytest
 
-scale-test: $(SYNC) ## Scale-out: three processes behind nginx (shared state, kill -9), then the Redis Cluster subset (~1.5 min)
+scale-test: $(SYNC) ## Scale-out: three processes behind nginx (shared state, kill -9), a Redis Cluster node restart, then the Redis Cluster subset (~1.5 min)
 	bash scripts/ensure-tools.sh
-	$(UV) run --frozen pytest -m scale services/user_service/tests/scale
+	$(UV) run --frozen pytest -m scale services/user_service/tests/scale libs/servicekit/tests/test_redis_cluster_faults.py
 	$(MAKE) --no-print-directory cluster-test
 
 # The tests that touch Redis (cache, rate limits, lockout, denylist and its mirror, change
 # feed, sessions, tokens, user cache, resource service), against a three-primary Redis Cluster.
 CLUSTER_TESTS := \
 	libs/servicekit/tests/test_cache.py libs/servicekit/tests/test_cache_degraded.py \
-	libs/servicekit/tests/test_rate_limit.py \
+	libs/servicekit/tests/test_rate_limit.py libs/servicekit/tests/test_redis_pool.py \
 	libs/servicekit/tests/test_denylist_mirror.py libs/servicekit/tests/test_health.py \
 	libs/servicekit/tests/test_tracing.py \
 	services/user_service/tests/api/test_auth.py services/user_service/tests/api/test_rate_limits.py \

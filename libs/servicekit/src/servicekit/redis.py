@@ -8,8 +8,9 @@ together give them a shared hash tag (the part of a key between the first ``{`` 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
@@ -27,6 +28,47 @@ AnyRedis: TypeAlias = Redis | RedisCluster
 #: ``RedisClusterException``, which is not a ``RedisError``, when no node can be reached
 #: or a slot has no owner: code that degrades on Redis errors catches both.
 REDIS_ERRORS = (RedisError, RedisClusterException)
+
+
+#: Connections per node beyond the command bound, for what does not pass through
+#: ``execute_command``: the change feed's pub/sub connection and the denylist's pipelines.
+CLUSTER_POOL_HEADROOM = 8
+
+
+class BoundedRedisCluster(RedisCluster):
+    """A cluster client whose commands wait for a free connection, as a blocking pool does.
+
+    redis-py's cluster client has no blocking pool: once a node's pool is full a command
+    fails with ``MaxConnectionsError``, and the client treats that as a connection failure,
+    closing the node's connections and rediscovering the cluster while other commands are
+    using them. So at most ``max_in_flight`` commands run at once (none can need more than
+    one connection per node), and a command that cannot start within ``wait_s`` fails with
+    a Redis ``TimeoutError``, like a blocking pool's wait.
+
+    When a node restarts under traffic, the client's rediscovery still closes connections
+    that concurrent commands are writing to, and those fail with ``AttributeError``
+    (redis-py 8.1). That is a lost connection, so it is raised as one, a Redis
+    ``ConnectionError``: the callers' degraded paths handle it instead of a 500.
+    """
+
+    def __init__(self, *args: Any, max_in_flight: int, wait_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._wait_s = wait_s
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one command once a slot is free."""
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise RedisTimeoutError("no free Redis connection within the wait") from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            raise RedisConnectionError("connection closed during cluster rediscovery") from exc
+        finally:
+            self._in_flight.release()
 
 
 def create_redis(settings: ServiceSettings, url: str | None = None) -> AnyRedis:
@@ -55,9 +97,12 @@ def create_redis(settings: ServiceSettings, url: str | None = None) -> AnyRedis:
         "decode_responses": True,
     }
     if cfg.cluster:
-        # One pool per node, of max_connections each. The cluster client has no blocking
-        # pool: past the limit a command fails with MaxConnectionsError (a ConnectionError).
-        return RedisCluster.from_url(url, **common)
+        return BoundedRedisCluster.from_url(
+            url,
+            max_in_flight=cfg.max_connections,
+            wait_s=cfg.socket_timeout_s,
+            **{**common, "max_connections": cfg.max_connections + CLUSTER_POOL_HEADROOM},
+        )
     # A blocking pool: under a burst, requests wait (up to the socket timeout) for a free
     # connection instead of failing at once with MaxConnectionsError.
     pool = BlockingConnectionPool.from_url(url, timeout=cfg.socket_timeout_s, **common)

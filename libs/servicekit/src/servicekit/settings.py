@@ -92,8 +92,9 @@ class RedisSettings(BaseModel):
     backoff_cap_s: float = Field(0.5, ge=0)
     #: redis-py's idle-connection health check interval.
     health_check_interval_s: int = Field(15, ge=0)
-    #: Connection pool size per process; per node in cluster mode, where a full pool fails
-    #: at once (MaxConnectionsError) instead of waiting for a free connection.
+    #: Connection pool size per process; in cluster mode, the most commands in flight at
+    #: once (each node's pool has a few more, for pub/sub and pipelines). A command waits up
+    #: to `socket_timeout_s` for a free connection.
     max_connections: int = Field(64, ge=1)
     #: Prepended to every key, e.g. to share one Redis between stacks. No braces: a key's
     #: hash tag (cluster slot) is its first `{…}`, which must stay the one the code chose.

@@ -149,6 +149,16 @@ class LocalRedisCluster:
             f"Redis Cluster did not {stage} within {timeout_s} s; see {self.data_dir}"
         )
 
+    def kill(self, index: int) -> None:
+        """``kill -9`` one node; its slots are unserved until :meth:`restart`."""
+        process = self.processes[index]
+        process.kill()
+        process.wait(timeout=5)
+
+    def restart(self, index: int) -> None:
+        """Start a killed node again on its ports; its nodes file makes it rejoin."""
+        self.processes[index] = self._spawn(self.ports[index], self.bus_ports[index])
+
     def stop(self) -> None:
         """Stop every node (SIGTERM, then SIGKILL after 5 s)."""
         processes, self.processes = self.processes, []
