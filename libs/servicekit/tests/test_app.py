@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -147,3 +149,52 @@ class TestClientDisconnect:
             await kit_app(scope, receive, send)
         assert sent == []  # nobody to answer
         assert "request.unhandled_exception" not in caplog.text
+
+
+class TestCancelledAtShutdown:
+    async def test_a_request_cancelled_by_the_server_gets_problem_json(
+        self, kit_app: FastAPI
+    ) -> None:
+        # uvicorn cancels the requests still running when its drain timeout ends; its own
+        # answer would be a plain-text 500.
+        sent: list[Message] = []
+        never = asyncio.Event()
+
+        async def receive() -> Message:
+            await never.wait()  # the body never comes: the endpoint waits until cancelled
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/items/raw",
+            "raw_path": b"/items/raw",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"host", b"test"), (b"content-length", b"10")],
+            "client": ("127.0.0.1", 1),
+            "server": ("test", 80),
+            "state": {},
+        }
+        async with app_client(kit_app):
+            task = asyncio.create_task(kit_app(scope, receive, send))
+            await asyncio.sleep(0.05)
+            assert not task.done()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        start, body = sent
+        headers = dict(start["headers"])
+        assert start["status"] == 503
+        assert headers[b"content-type"] == PROBLEM.encode()
+        assert headers[b"connection"] == b"close"
+        assert headers[b"retry-after"] == b"1"
+        problem = json.loads(body["body"])
+        assert problem["error"] == "request_cancelled"
+        assert problem["request_id"] == headers[b"x-request-id"].decode()

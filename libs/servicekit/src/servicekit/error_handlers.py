@@ -113,6 +113,23 @@ def internal_error_response(path: str) -> Response:
     )
 
 
+def cancelled_response(path: str) -> Response:
+    """The answer for a request the server cancelled, past its drain timeout at shutdown.
+
+    Its transaction was rolled back unless it had committed just before the cancellation,
+    so the client is told the outcome is unknown: retry with an ``Idempotency-Key`` or
+    read back. ``Connection: close``, as the server is going away.
+    """
+    return problem_response(
+        status=503,
+        code="request_cancelled",
+        detail="The server shut down before this request finished; it may not have taken "
+        "effect. Retry it (with the same Idempotency-Key, if any) on another instance.",
+        instance=path,
+        headers={"Retry-After": "1", "Connection": "close"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the problem+json handlers on ``app``."""
     app.add_exception_handler(AppError, _app_error_handler)

@@ -8,6 +8,7 @@ request, which on the hottest route was about a third of the time spent in the a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from servicekit import metrics
 from servicekit.client_ip import IPNetwork, client_ip
 from servicekit.context import RequestStats, request_id_var, request_stats_var
-from servicekit.error_handlers import internal_error_response
+from servicekit.error_handlers import cancelled_response, internal_error_response
 from servicekit.errors import problem_response
 from servicekit.logging import get_logger
 from servicekit.middleware.body_limit import declared_too_large, limit_receive, too_large_response
@@ -140,6 +141,13 @@ class ChassisMiddleware:
             if response_started:
                 raise
             await internal_error_response(path)(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            # Only the server cancels a request task: uvicorn, when the drain timeout ends.
+            # Its own answer would be a plain-text 500; the task stays cancelled.
+            log.warning("request.cancelled", path=path)
+            if not response_started:
+                await cancelled_response(path)(scope, receive, send_wrapper)
+            raise
         finally:
             in_flight.dec()
             duration_s = time.perf_counter() - started
