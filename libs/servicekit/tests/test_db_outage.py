@@ -23,6 +23,7 @@ from servicekit.db import create_engine
 from servicekit.errors import (
     DatabaseTimeout,
     DatabaseUnavailable,
+    TransactionConflict,
     UnstorableText,
     database_error,
 )
@@ -142,6 +143,32 @@ class TestDatabaseErrorsAre503:
             async with db_engine.connect() as conn:
                 await conn.execute(text("SELECT :value"), {"value": "a\x00b"})
         assert isinstance(database_error(refused.value), UnstorableText)
+
+    async def test_a_deadlock_is_503_transaction_conflict(self, db_engine: AsyncEngine) -> None:
+        if db_engine.dialect.name != "postgresql":
+            pytest.skip("SQLite serialises writers: no deadlocks")
+        table = f"deadlock_{uuid.uuid4().hex[:8]}"  # generated here: safe to interpolate
+        lock_row = text(f"SELECT 1 FROM {table} WHERE id = :id FOR UPDATE")  # noqa: S608
+        async with db_engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY)"))
+            await conn.execute(text(f"INSERT INTO {table} VALUES (1), (2)"))  # noqa: S608
+        try:
+            both_locked = asyncio.Barrier(2)
+
+            async def cross(first: int, second: int) -> None:
+                async with db_engine.begin() as conn:
+                    await conn.execute(lock_row, {"id": first})
+                    await both_locked.wait()
+                    await conn.execute(lock_row, {"id": second})
+
+            results = await asyncio.gather(cross(1, 2), cross(2, 1), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            assert len(errors) == 1, results  # PostgreSQL aborts one of the two
+            assert isinstance(errors[0], DBAPIError)
+            assert isinstance(database_error(errors[0]), TransactionConflict)
+        finally:
+            async with db_engine.begin() as conn:
+                await conn.execute(text(f"DROP TABLE {table}"))
 
     def test_other_errors_stay_500(self) -> None:
         assert database_error(RuntimeError("bug")) is None

@@ -105,6 +105,17 @@ class DatabaseTimeout(DatabaseUnavailable):
     message = "The database did not answer in time; retry shortly."
 
 
+class TransactionConflict(ServiceUnavailable):
+    """PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict
+    with a concurrent one; nothing was written, and the same request may succeed at once."""
+
+    code = "transaction_conflict"
+    message = "The request collided with a concurrent one and was rolled back; retry it."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "0"})
+
+
 class UnstorableText(AppError):
     """Input text the database cannot hold (a NUL character, say), in any field."""
 
@@ -120,13 +131,16 @@ _UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 #: crash shutdown, cannot connect now, too many connections. Class 08 is "connection exception".
 _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _QUERY_CANCELED = "57014"  # statement_timeout fired
+#: serialization_failure, deadlock_detected: the transaction was rolled back, retryable.
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 def database_error(exc: BaseException) -> AppError | None:
     """The problem a database failure is answered with, or ``None`` for a real bug.
 
     Unavailability (refused or dropped connections, a pool timeout, a server shutting down)
-    and a statement timeout are the dependency's fault, answered 503 with ``Retry-After``;
+    and a statement timeout are the dependency's fault, answered 503 with ``Retry-After``,
+    as is a transaction PostgreSQL rolled back to break a deadlock (retry at once);
     text the database cannot store is the client's, answered 422; anything else (an
     unexpected constraint violation, bad SQL) stays a 500.
     """
@@ -139,6 +153,8 @@ def database_error(exc: BaseException) -> AppError | None:
         return DatabaseTimeout()
     if sqlstate in _UNSTORABLE_TEXT_SQLSTATES:
         return UnstorableText()
+    if sqlstate in _CONFLICT_SQLSTATES:
+        return TransactionConflict()
     if (
         exc.connection_invalidated
         or isinstance(exc.orig, OSError | TimeoutError)

@@ -7,10 +7,14 @@ import time
 
 import httpx
 import pytest
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.testing import app_client
 from user_service.config import UserServiceSettings
 from user_service.main import create_app
+from user_service.models import User
 
 from ..conftest import PASSWORD, bearer, live_email, login
 
@@ -151,6 +155,40 @@ class TestRaces:
                     "/api/v1/auth/refresh", json={"refresh_token": token["refresh_token"]}
                 )
                 assert again.status_code == 401
+
+
+class TestRehashRace:
+    async def test_parallel_logins_needing_a_rehash_all_succeed(
+        self, settings: UserServiceSettings, live_client: httpx.AsyncClient, db_engine: AsyncEngine
+    ) -> None:
+        # Each login holds FOR SHARE on the user row; upgrading that to write the new hash
+        # while another login holds it too was a deadlock (a 500) for all but one.
+        email = live_email()
+        assert (await _register(live_client, email)).status_code == 201
+        cost = settings.password  # any other parameters make the stored hash outdated
+        old_parameters = Argon2Hasher(
+            memory_cost=cost.argon2_memory_kib * 2, time_cost=cost.argon2_time_cost
+        ).hash(PASSWORD)
+        async with db_engine.begin() as conn:
+            await conn.execute(
+                update(User).where(User.email == email).values(password_hash=old_parameters)
+            )
+            version = await conn.scalar(select(User.version).where(User.email == email))
+        body = {"email": email, "password": PASSWORD}
+        responses = await asyncio.gather(
+            *(live_client.post("/api/v1/auth/login", json=body) for _ in range(8))
+        )
+        assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+        async with db_engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(User.password_hash, User.version).where(User.email == email)
+                )
+            ).one()
+        assert row.password_hash != old_parameters  # upgraded by one of them...
+        assert row.password_hash.startswith("$argon2id$")
+        assert row.version == version  # ...without changing what clients see (the ETag)
+        await login(live_client, email)  # and the new hash verifies
 
 
 class TestLoginStorm:

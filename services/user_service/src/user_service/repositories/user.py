@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import RowMapping, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import RowMapping, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from servicekit.repository import Repository
 from user_service.errors import EmailAlreadyRegistered
 from user_service.models import User
+
+#: PostgreSQL's "lock not available", raised by ``NOWAIT`` when another transaction holds it.
+_LOCK_NOT_AVAILABLE = "55P03"
 
 _PUBLIC_COLUMNS = (
     User.id,
@@ -49,6 +52,36 @@ class UserRepository(Repository[User]):
         if share_lock:
             statement = statement.with_for_update(read=True)
         return await self.get_one_or_none(statement)
+
+    async def upgrade_password_hash(self, user_id: uuid.UUID, old: str, new: str) -> bool:
+        """Replace ``old`` with ``new``, a fresh hash of the same password, if the row can be
+        locked at once; ``False`` when it is busy (the next sign-in upgrades it instead).
+
+        Sign-ins hold ``FOR SHARE`` on the row (see :meth:`get_by_email`); two of them each
+        waiting to upgrade that lock would deadlock, hence ``NOWAIT`` in a savepoint. A
+        statement, not an attribute change: ``version`` and ``updated_at`` stay as they
+        are, since nothing a client can see changes.
+        """
+        try:
+            async with self.session.begin_nested():
+                lock = (
+                    select(User.id)
+                    .where(User.id == user_id, User.password_hash == old)
+                    .with_for_update(nowait=True, key_share=True)
+                )
+                if await self.session.scalar(lock) is None:
+                    return False  # changed meanwhile (a password reset, another upgrade)
+                await self.session.execute(
+                    update(User)
+                    .where(User.id == user_id)
+                    .values(password_hash=new, updated_at=User.updated_at)
+                    .execution_options(synchronize_session=False)
+                )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            return False
+        return True
 
     async def create(self, user: User) -> User:
         """Insert ``user``; a taken email becomes :class:`EmailAlreadyRegistered`."""

@@ -66,7 +66,8 @@ class AuthService:
         account = normalize_email(email)
         await ctx.limiter.check([("login_account", account)])
         await ctx.lockout.ensure_unlocked(account)
-        user = await UserRepository.from_session(session).get_by_email(account, share_lock=True)
+        users = UserRepository.from_session(session)
+        user = await users.get_by_email(account, share_lock=True)
         if user is None:
             await ctx.hasher.verify_dummy(password)
             metrics.auth_failures().labels("unknown_email").inc()
@@ -80,7 +81,8 @@ class AuthService:
             raise InvalidCredentials
         await ctx.lockout.clear(account)
         if new_hash is not None:  # parameters changed or an imported bcrypt hash
-            user.password_hash = new_hash
+            upgraded = await users.upgrade_password_hash(user.id, user.password_hash, new_hash)
+            log.info("user.password_rehash", user_id=str(user.id), done=upgraded)
         refresh_token = new_opaque_token()
         now = utcnow()
         record = Session(
