@@ -135,6 +135,10 @@ def create_app(
         description=description,
         lifespan=lifespan,
         debug=False,  # tracebacks never reach clients, whatever settings.debug says
+        # servicekit owns telemetry (Prometheus, and OpenTelemetry through servicekit.tracing);
+        # FastAPI's native instrumentation would duplicate it, and asking whether it is
+        # configured reads the environment on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     _install_openapi(app)

@@ -9,7 +9,6 @@ invalidations that failed while Redis was away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -76,6 +75,7 @@ class DenylistMaintainer:
         self.ctx = ctx
         self.sessionmaker = sessionmaker
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._next_purge = 0.0
 
     async def purge_idempotency_keys(self) -> int:
@@ -112,7 +112,10 @@ class DenylistMaintainer:
             await self.purge_idempotency_keys()
 
     async def _run(self) -> None:
-        while True:
+        # The flag backs up cancellation: a CancelledError that lands inside a database or
+        # Redis call can be swallowed by the driver (seen on SQLite, right after start-up),
+        # and the loop would then run, and shutdown wait, forever.
+        while not self._stopping:
             try:
                 await self.check_once()
             except (*REDIS_ERRORS, OSError) as exc:
@@ -124,14 +127,21 @@ class DenylistMaintainer:
 
     def start(self) -> None:
         """Run the checks in the background."""
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="denylist-maintainer")
 
-    async def stop(self) -> None:
-        """Cancel the background checks."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self, timeout_s: float = 2.0) -> None:
+        """Cancel the background checks; give up waiting for them after ``timeout_s``."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            log.warning("auth.denylist_maintainer_stop_timeout", timeout_s=timeout_s)
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("auth.denylist_maintainer_failed", error=repr(task.exception()))
 
 
 def database_revocation_check(

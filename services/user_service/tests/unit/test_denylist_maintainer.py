@@ -1,0 +1,64 @@
+"""The denylist maintainer's background loop ends at shutdown, whatever its drivers do."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import cast
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from user_service.services.context import IdentityContext
+from user_service.services.revocation import DenylistMaintainer
+
+pytestmark = pytest.mark.unit
+
+
+class SwallowingMaintainer(DenylistMaintainer):
+    """A check whose driver eats the cancellation, as aiosqlite and redis-py can when it
+    lands mid-call: the call simply returns."""
+
+    def __init__(self) -> None:
+        super().__init__(cast(IdentityContext, None), cast(async_sessionmaker[AsyncSession], None))
+        self.checks = 0
+
+    async def check_once(self) -> None:
+        self.checks += 1
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)
+
+
+async def test_stop_ends_a_loop_whose_check_swallowed_the_cancellation() -> None:
+    maintainer = SwallowingMaintainer()
+    maintainer.start()
+    await asyncio.sleep(0.05)  # inside the first check
+    started = time.monotonic()
+    await asyncio.wait_for(maintainer.stop(timeout_s=5), 3)
+    assert time.monotonic() - started < 1.0  # the flag ended it, not the timeout
+    assert maintainer.checks == 1
+
+
+async def test_stop_gives_up_on_a_loop_that_never_yields_back() -> None:
+    class Stuck(SwallowingMaintainer):
+        released = asyncio.Event()
+
+        async def check_once(self) -> None:
+            while not self.released.is_set():
+                try:
+                    await self.released.wait()
+                except asyncio.CancelledError:
+                    continue
+
+    maintainer = Stuck()
+    maintainer.start()
+    await asyncio.sleep(0.05)
+    task = maintainer._task
+    started = time.monotonic()
+    await asyncio.wait_for(maintainer.stop(timeout_s=0.3), 3)
+    assert 0.3 <= time.monotonic() - started < 1.0
+    assert task is not None
+    assert not task.done()  # abandoned, still stuck
+    maintainer.released.set()  # the test's own clean-up
+    await asyncio.wait_for(task, 1.0)
