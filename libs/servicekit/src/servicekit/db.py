@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext, ExecutionContext
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -271,14 +271,34 @@ async def read_only_session(
         yield session
 
 
-#: Opens a session when called; for reads that may not need the database at all.
-SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+@asynccontextmanager
+async def read_only_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a one-statement Core read, without an ORM session (about a third
+    of the CPU of :func:`read_only_session` for a read by primary key). Autocommit on
+    PostgreSQL; on SQLite a deferred ``BEGIN``, so it does not queue behind writers."""
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        yield await connection.execution_options(**(READ_ONLY if sqlite else _AUTOCOMMIT))
 
 
-async def get_read_session_source(request: Request) -> SessionSource:
-    """A :data:`SessionSource` of read-only sessions: a cache hit opens none."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
-    return lambda: read_only_session(sessionmaker)
+#: Opens a read-only connection when called; for reads that may not need the database.
+ConnectionSource = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
+async def get_read_connection_source(request: Request) -> ConnectionSource:
+    """A :data:`ConnectionSource` of read-only connections: a cache hit opens none."""
+    return read_connection_source(request)
+
+
+def read_connection_source(request: Request) -> ConnectionSource:
+    """:func:`get_read_connection_source` as a plain function, for routes that avoid
+    dependencies on the hot path; it honours the same dependency override (tests)."""
+    override = request.app.dependency_overrides.get(get_read_connection_source)
+    if override is not None:
+        source: ConnectionSource = override()
+        return source
+    engine: AsyncEngine = request.state.engine
+    return lambda: read_only_connection(engine)
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:

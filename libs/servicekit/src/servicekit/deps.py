@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db import SessionSource, get_db_session, get_read_session_source
+from servicekit.db import ConnectionSource, get_db_session, get_read_connection_source
 from servicekit.middleware.rate_limit import CLIENT_IP, LIMITER, RESULTS
 from servicekit.rate_limit import RateLimiter, RateLimitResult
 from servicekit.redis import AnyRedis
@@ -59,5 +59,5 @@ def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
 #: One transaction per request, committed before the response is sent.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 RedisClient = Annotated[AnyRedis, Depends(get_redis)]
-#: Opens read-only sessions on demand (nothing is opened unless called).
-ReadSessions = Annotated[SessionSource, Depends(get_read_session_source)]
+#: Opens read-only connections on demand (nothing is opened unless called).
+ReadConnections = Annotated[ConnectionSource, Depends(get_read_connection_source)]

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.auth import Authenticator, InvalidToken, Principal, require_scopes
 from servicekit.auth.deps import authenticate_token, get_authenticator
-from servicekit.db import SessionSource
-from servicekit.deps import DbSession, ReadSessions, RedisClient, client_address
+from servicekit.db import ConnectionSource
+from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address
 from user_service.models import IdempotencyKey, User
 from user_service.schemas.user import UserSnapshot
 from user_service.services.auth import ClientInfo
@@ -70,7 +70,7 @@ async def get_client_info(request: Request) -> ClientInfo:
     return ClientInfo(user_agent=request.headers.get("user-agent"), ip=client_address(request))
 
 
-async def current_snapshot(request: Request, sessions: SessionSource) -> UserSnapshot:
+async def current_snapshot(request: Request, connections: ConnectionSource) -> UserSnapshot:
     """The bearer token's user through the cache (the hot read path: no session on a hit).
 
     A plain function, not a dependency: ``GET /users/me`` calls it directly because every
@@ -80,7 +80,7 @@ async def current_snapshot(request: Request, sessions: SessionSource) -> UserSna
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     principal = await authenticate_token(request, token if scheme.lower() == "bearer" else None)
     ctx: IdentityContext = request.state.identity
-    snapshot = await get_user_snapshot(ctx.user_cache, principal.user_id, sessions)
+    snapshot = await get_user_snapshot(ctx.user_cache, principal.user_id, connections)
     if snapshot is None or not snapshot.is_active:
         raise InvalidToken("The account of this access token is no longer active.")
     return snapshot
@@ -235,7 +235,7 @@ __all__ = [
     "IfMatch",
     "IntrospectionClient",
     "Jwks",
-    "ReadSessions",
+    "ReadConnections",
     "RedisClient",
     "TokenAuthenticator",
 ]

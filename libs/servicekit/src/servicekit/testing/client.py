@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.types import ASGIApp
 
 from servicekit.db import (
     apply_session_hooks,
     get_db_session,
-    get_read_session_source,
+    get_read_connection_source,
     request_transaction,
 )
 
@@ -32,8 +32,13 @@ def override_db_session(app: FastAPI, session: AsyncSession) -> None:
             yield session
 
     app.dependency_overrides[get_db_session] = _session
-    # Reads that open their own session (cache misses) see the test's transaction too.
-    app.dependency_overrides[get_read_session_source] = lambda: lambda: nullcontext(session)
+
+    # Reads that open their own connection (cache misses) see the test's transaction too.
+    @asynccontextmanager
+    async def _connection() -> AsyncIterator[AsyncConnection]:
+        yield await session.connection()
+
+    app.dependency_overrides[get_read_connection_source] = lambda: _connection
 
 
 @asynccontextmanager

@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db import SessionSource
+from servicekit.db import ConnectionSource
 from servicekit.logging import get_logger
 from servicekit.pagination import Keyset, Page, decode_cursor, page_from_rows
 from user_service.errors import CannotModifySelf, UserNotFound
@@ -62,13 +62,13 @@ class AdminService:
         return page_from_rows(rows, limit=limit, key=_position, descending=descending)
 
     async def get_user(
-        self, sessions: SessionSource, ctx: IdentityContext, user_id: uuid.UUID
+        self, connections: ConnectionSource, ctx: IdentityContext, user_id: uuid.UUID
     ) -> UserSnapshot:
         """The user with this id, through the user cache; raises ``UserNotFound``.
 
-        ``sessions`` opens a read-only session, on a cache miss only.
+        ``connections`` opens a read-only connection, on a cache miss only.
         """
-        snapshot = await get_user_snapshot(ctx.user_cache, user_id, sessions)
+        snapshot = await get_user_snapshot(ctx.user_cache, user_id, connections)
         if snapshot is None:
             raise UserNotFound
         return snapshot

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from itertools import chain
 from typing import Any
 
@@ -13,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
 from servicekit.cache import Cache
-from servicekit.db import SessionHook
+from servicekit.db import ConnectionSource, SessionHook
 from user_service.models import User
 from user_service.repositories import UserRepository
 from user_service.schemas.user import UserSnapshot
@@ -21,20 +19,17 @@ from user_service.schemas.user import UserSnapshot
 UserCache = Cache[UserSnapshot]
 
 
-SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-
-
 async def get_user_snapshot(
-    cache: UserCache, user_id: uuid.UUID, open_session: SessionSource
+    cache: UserCache, user_id: uuid.UUID, open_connection: ConnectionSource
 ) -> UserSnapshot | None:
     """The user by id through the cache (``None`` if there is no such user).
 
-    ``open_session`` is only called on a miss: a cache hit touches no database session.
+    ``open_connection`` is only called on a miss: a cache hit touches no database.
     """
 
     async def load() -> UserSnapshot | None:
-        async with open_session() as session:
-            row = await UserRepository.from_session(session).get_public_fields(user_id)
+        async with open_connection() as connection:
+            row = await UserRepository.public_fields(connection, user_id)
             return UserSnapshot.model_validate(row) if row is not None else None
 
     return await cache.get_or_load(user_id, load)

@@ -16,7 +16,7 @@ from servicekit.auth import InsufficientScope, InvalidToken, NotAuthenticated
 from servicekit.errors import PreconditionFailed, problem_responses
 from servicekit.pagination import InvalidCursor
 from user_service.api.v1.users import snapshot_response
-from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch, ReadSessions
+from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch, ReadConnections
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.schemas.admin import UserAdminUpdate, UserListQuery, UserPage
 from user_service.schemas.user import UserRead, user_etag
@@ -57,10 +57,10 @@ async def list_users(
     responses={**problem_responses(*_AUTH_ERRORS, UserNotFound, 422), **_ETAG},
 )
 async def get_user(
-    user_id: uuid.UUID, _admin: AdminPrincipal, sessions: ReadSessions, ctx: Identity
+    user_id: uuid.UUID, _admin: AdminPrincipal, connections: ReadConnections, ctx: Identity
 ) -> Response:
     """Any user's account."""
-    return snapshot_response(await admin.get_user(sessions, ctx, user_id))
+    return snapshot_response(await admin.get_user(connections, ctx, user_id))
 
 
 @router.patch(
