@@ -15,6 +15,7 @@ from types import FrameType
 
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.errors import AppError
 from servicekit.logging import configure_logging, get_logger
 from servicekit.migrations import upgrade
 from user_service.config import UserServiceSettings, get_settings
@@ -119,7 +120,11 @@ def create_admin(settings: UserServiceSettings, email: str, password_stdin: bool
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass("Password: ")
-    asyncio.run(_create_admin(settings, email, password))
+    try:
+        asyncio.run(_create_admin(settings, email, password))
+    except AppError as exc:  # an address already registered, a password the policy refuses
+        sys.stderr.write(f"create-admin: {exc.code}: {exc.detail}\n")
+        return 1
     return 0
 
 

@@ -95,25 +95,34 @@ class TestRotation:
             assert response.status_code == 401
 
 
+async def _create_admin(
+    settings: UserServiceSettings, database_url: str, email: str, password: str
+) -> tuple[int, str]:
+    """Run ``user-service create-admin`` as a real process: its exit code and stderr."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(settings.data_dir)}
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "user-service"),
+        "create-admin",
+        "--email",
+        email,
+        "--password-stdin",
+        stdin=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(f"{password}\n".encode()), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
 class TestCreateAdmin:
     async def test_creates_an_administrator_from_stdin(
         self, settings: UserServiceSettings, database_url: str, db_engine: AsyncEngine
     ) -> None:
         email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-        env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(settings.data_dir)}
-        process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "user-service"),
-            "create-admin",
-            "--email",
-            email,
-            "--password-stdin",
-            stdin=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            env=env,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(f"{PASSWORD}\n".encode()), 60)
-        assert process.returncode == 0, stderr.decode()
+        code, stderr = await _create_admin(settings, database_url, email, PASSWORD)
+        assert code == 0, stderr
         async with db_engine.begin() as conn:
             row = (
                 await conn.execute(select(User.role, User.is_verified).where(User.email == email))
@@ -121,3 +130,21 @@ class TestCreateAdmin:
             assert row.role == Role.ADMIN
             assert row.is_verified is True
             await conn.execute(delete(User).where(User.email == email))
+
+    async def test_bad_input_is_one_line_and_exit_1_not_a_traceback(
+        self, settings: UserServiceSettings, database_url: str, db_engine: AsyncEngine
+    ) -> None:
+        email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+        assert (await _create_admin(settings, database_url, email, PASSWORD))[0] == 0
+        try:
+            code, stderr = await _create_admin(settings, database_url, email, PASSWORD)
+            assert code == 1
+            assert "create-admin: email_already_registered:" in stderr
+            assert "Traceback" not in stderr
+            code, stderr = await _create_admin(settings, database_url, f"other-{email}", "short")
+            assert code == 1
+            assert "Traceback" not in stderr
+            assert stderr.startswith("create-admin: ")
+        finally:
+            async with db_engine.begin() as conn:
+                await conn.execute(delete(User).where(User.email.in_([email, f"other-{email}"])))
