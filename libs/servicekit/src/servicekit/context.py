@@ -20,6 +20,8 @@ class RequestStats:
 
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+#: The authenticated user's id (a UUID, rendered only when a line is logged).
+user_id_var: ContextVar[object | None] = ContextVar("user_id", default=None)
 request_stats_var: ContextVar[RequestStats | None] = ContextVar("request_stats", default=None)
 
 

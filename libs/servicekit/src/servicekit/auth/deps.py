@@ -7,13 +7,13 @@ objects of the closure in :func:`require_scopes`, which string annotations would
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.errors import InsufficientScope, NotAuthenticated
 from servicekit.auth.principal import Principal
+from servicekit.context import user_id_var
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
 
@@ -34,7 +34,7 @@ async def authenticate_token(request: Request, token: str | None) -> Principal:
         raise NotAuthenticated
     authenticator: Authenticator = request.state.auth
     principal = await authenticator.authenticate(token)
-    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+    user_id_var.set(principal.user_id)  # logged from here on (the chassis resets it)
     request.state.principal = principal
     return principal
 

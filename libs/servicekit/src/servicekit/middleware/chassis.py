@@ -12,14 +12,13 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-import structlog
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import metrics
 from servicekit.client_ip import IPNetwork, client_ip
-from servicekit.context import RequestStats, request_id_var, request_stats_var
+from servicekit.context import RequestStats, request_id_var, request_stats_var, user_id_var
 from servicekit.error_handlers import cancelled_response, internal_error_response
 from servicekit.errors import problem_response
 from servicekit.logging import get_logger
@@ -85,7 +84,7 @@ class ChassisMiddleware:
         results: list[RateLimitResult] = []
         id_token = request_id_var.set(rid)
         stats_token = request_stats_var.set(stats)
-        structlog.contextvars.bind_contextvars(request_id=rid)
+        user_token = user_id_var.set(None)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -152,6 +151,6 @@ class ChassisMiddleware:
             in_flight.dec()
             duration_s = time.perf_counter() - started
             record_request(scope, status, duration_s, stats, access_log=self.access_log)
-            structlog.contextvars.unbind_contextvars("request_id", "user_id")
+            user_id_var.reset(user_token)
             request_stats_var.reset(stats_token)
             request_id_var.reset(id_token)
