@@ -90,8 +90,11 @@ class RedisSettings(BaseModel):
     backoff_base_s: float = Field(0.05, ge=0)
     #: Cap of that backoff.
     backoff_cap_s: float = Field(0.5, ge=0)
-    #: redis-py's idle-connection health check interval.
-    health_check_interval_s: int = Field(15, ge=0)
+    #: redis-py's idle-connection health check interval; `0` (the default) checks none: a
+    #: dead idle connection fails its next command, which the retries cover. With a check,
+    #: redis-py 8.1 runs its PING, retries included, inside the connect retry, so a server
+    #: that accepts connections but never answers costs 3 x 3 tries instead of 3.
+    health_check_interval_s: int = Field(0, ge=0)
     #: Connection pool size per process; in cluster mode, the most commands in flight at
     #: once (each node's pool has a few more, for pub/sub and pipelines). A command waits up
     #: to `socket_timeout_s` for a free connection.

@@ -36,6 +36,16 @@ async def _count_users(session: AsyncSession, email: str) -> int:
     )
 
 
+async def _stored(session: AsyncSession, key: str) -> IdempotencyKey:
+    """The one stored record of ``key``, as in the database now."""
+    statement = (
+        select(IdempotencyKey)
+        .where(IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
 class TestRegistration:
     async def test_a_retry_gets_the_stored_response_and_creates_nothing(
         self, client: httpx.AsyncClient, db_session: AsyncSession
@@ -102,6 +112,51 @@ class TestRegistration:
         assert "idempotent-replayed" not in response.headers
         assert response.json()["email"] == second["email"]
 
+    async def test_a_stored_key_expires_24_hours_after_the_request(
+        self, client: httpx.AsyncClient, db_session: AsyncSession
+    ) -> None:
+        key = _key()
+        before = utcnow()
+        assert (await client.post(USERS, json=_body(), headers=key)).status_code == 201
+        after = utcnow()
+        stored = await _stored(db_session, key["Idempotency-Key"])
+        assert before <= stored.created_at <= after
+        assert stored.expires_at - stored.created_at == timedelta(hours=24)
+
+    @pytest.mark.parametrize(
+        ("age", "replayed"),
+        [
+            pytest.param(timedelta(hours=23, minutes=59), True, id="23h59m-old-replayed"),
+            pytest.param(timedelta(hours=24, seconds=1), False, id="24h-old-runs-again"),
+        ],
+    )
+    async def test_a_key_is_replayed_for_24_hours(
+        self,
+        client: httpx.AsyncClient,
+        db_session: AsyncSession,
+        age: timedelta,
+        replayed: bool,
+    ) -> None:
+        key, body = _key(), _body()
+        first = await client.post(USERS, json=body, headers=key)
+        assert first.status_code == 201, first.text
+        # The key as it is ``age`` after the request (both timestamps moved back, no sleeping).
+        stored = await _stored(db_session, key["Idempotency-Key"])
+        await db_session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == key["Idempotency-Key"])
+            .values(created_at=stored.created_at - age, expires_at=stored.expires_at - age)
+        )
+        again = await client.post(USERS, json=body, headers=key)
+        if replayed:
+            assert again.status_code == 201, again.text
+            assert again.headers["idempotent-replayed"] == "true"
+            assert again.json() == first.json()
+        else:  # the key is gone: the registration runs again and meets the existing account
+            assert again.status_code == 409, again.text
+            assert "idempotent-replayed" not in again.headers
+        assert await _count_users(db_session, body["email"]) == 1
+
     @pytest.mark.parametrize("value", ["", "a" * 256, "has space"])
     async def test_malformed_keys_are_422(self, client: httpx.AsyncClient, value: str) -> None:
         response = await client.post(USERS, json=_body(), headers={"Idempotency-Key": value})
@@ -135,6 +190,8 @@ class TestPasswordResetRequest:
         key = _key()
         assert (await client.post(RESET, json={"email": "a@example.com"}, headers=key)).is_success
         response = await client.post(RESET, json={"email": "b@example.com"}, headers=key)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["error"] == "idempotency_key_mismatch"
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -7,6 +8,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,26 +22,51 @@ async def _tables(engine: AsyncEngine) -> set[str]:
         return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
 
 
+async def _current_revision(engine: AsyncEngine) -> str | None:
+    """The revision Alembic has recorded in the database (``None``: base)."""
+
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(current)
+
+
+async def _drift(engine: AsyncEngine) -> list[Any]:
+    """Differences between the database and the models, ignoring other suites' tables."""
+
+    def diff(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        changes: list[Any] = compare_metadata(context, Base.metadata)
+        return changes
+
+    async with engine.connect() as conn:
+        changes = await conn.run_sync(diff)
+    # Tables of other test suites sharing the run's database are not ours to compare.
+    return [
+        c for c in changes if not (c[0] == "remove_table" and c[1].name not in Base.metadata.tables)
+    ]
+
+
 class TestMigrations:
     async def test_head_matches_the_models(self, db_engine: AsyncEngine) -> None:
         assert set(Base.metadata.tables) <= await _tables(db_engine)
 
-    def test_migrations_are_reversible(self, alembic_config: Config) -> None:
-        command.downgrade(alembic_config, "base")
-        command.upgrade(alembic_config, "head")
+    async def test_migrations_are_reversible(
+        self, alembic_config: Config, db_engine: AsyncEngine
+    ) -> None:
+        head = ScriptDirectory.from_config(alembic_config).get_current_head()
+        ours = set(Base.metadata.tables)
+        assert head is not None
+        assert await _current_revision(db_engine) == head
+        # Alembic's commands run their own event loop (env.py): off this one, in a thread.
+        await asyncio.to_thread(command.downgrade, alembic_config, "base")
+        assert await _current_revision(db_engine) is None
+        assert (await _tables(db_engine)) & ours == set(), "base still has service tables"
+        await asyncio.to_thread(command.upgrade, alembic_config, "head")
+        assert await _current_revision(db_engine) == head
+        assert ours <= await _tables(db_engine)
+        assert await _drift(db_engine) == [], "the re-created schema differs from the models"
 
     async def test_models_and_migrations_do_not_drift(self, db_engine: AsyncEngine) -> None:
-        def diff(connection: Connection) -> list[Any]:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
-            changes: list[Any] = compare_metadata(context, Base.metadata)
-            return changes
-
-        async with db_engine.connect() as conn:
-            changes = await conn.run_sync(diff)
-        # Tables of other test suites sharing the run's database are not ours to compare.
-        ours = [
-            c
-            for c in changes
-            if not (c[0] == "remove_table" and c[1].name not in Base.metadata.tables)
-        ]
-        assert ours == []
+        assert await _drift(db_engine) == []
