@@ -61,13 +61,17 @@ class SecurityHeaders:
             common["strict-transport-security"] = _HSTS
         self._api = _encode({**common, "content-security-policy": _API_CSP})
         self._docs = _encode({**common, "content-security-policy": _DOCS_CSP})
+        self._names = frozenset(name for name, _ in self._api)
 
     def add(self, raw: RawHeaders, path: str) -> None:
         """Append the headers ``raw`` lacks."""
+        headers = self._docs if path.startswith(DOCS_PATHS) else self._api
+        names = self._names
+        if not any(name in names for name, _ in raw):  # the usual case: the app set none
+            raw.extend(headers)
+            return
         present = {name for name, _ in raw}
-        for item in self._docs if path.startswith(DOCS_PATHS) else self._api:
-            if item[0] not in present:
-                raw.append(item)
+        raw.extend(item for item in headers if item[0] not in present)
 
 
 def _encode(headers: dict[str, str]) -> RawHeaders:

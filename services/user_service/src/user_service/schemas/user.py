@@ -40,21 +40,32 @@ class UserSnapshot(UserRead):
     """What the user cache stores: the public fields and the version (never the hash).
 
     Treated as immutable once built: the in-process cache tier shares one instance between
-    requests, which is what lets :meth:`public_json` serialise it once.
+    requests, which is what lets :meth:`as_response` serialise it once.
     """
 
     version: int
-    _public_json: bytes | None = PrivateAttr(default=None)
+    _response: RawResponse | None = PrivateAttr(default=None)
 
-    def public_json(self) -> bytes:
-        """The :class:`UserRead` JSON of this user, serialised on first use only."""
-        # Straight from pydantic's private-attribute dict: ``self._public_json`` goes
-        # through ``BaseModel.__getattr__``, a measurable cost on the hottest route.
-        private: dict[str, bytes | None] = self.__pydantic_private__  # type: ignore[assignment]
-        cached = private["_public_json"]
+    def as_response(self) -> RawResponse:
+        """The :class:`UserRead` JSON of this user and its ``Content-Length``,
+        ``Content-Type`` and ``ETag`` headers, encoded on first use only."""
+        # Straight from pydantic's private-attribute dict: ``self._response`` goes through
+        # ``BaseModel.__getattr__``, a measurable cost on the hottest route.
+        private: dict[str, RawResponse | None] = self.__pydantic_private__  # type: ignore[assignment]
+        cached = private["_response"]
         if cached is None:
-            cached = private["_public_json"] = self.model_dump_json(exclude={"version"}).encode()
+            body = self.model_dump_json(exclude={"version"}).encode()
+            headers = (
+                (b"content-length", str(len(body)).encode()),
+                (b"content-type", b"application/json"),
+                (b"etag", user_etag(self).encode()),
+            )
+            cached = private["_response"] = (body, headers)
         return cached
+
+
+#: A response body and its raw headers.
+RawResponse = tuple[bytes, tuple[tuple[bytes, bytes], ...]]
 
 
 def user_etag(user: User | UserSnapshot) -> str:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Response, status
 from servicekit.auth import InsufficientScope, InvalidToken, NotAuthenticated
 from servicekit.errors import PreconditionFailed, problem_responses
 from servicekit.pagination import InvalidCursor
-from user_service.api.v1.users import snapshot_response
+from user_service.api.v1.users import SnapshotResponse
 from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch, ReadConnections
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.schemas.admin import UserAdminUpdate, UserListQuery, UserPage
@@ -60,7 +60,7 @@ async def get_user(
     user_id: uuid.UUID, _admin: AdminPrincipal, connections: ReadConnections, ctx: Identity
 ) -> Response:
     """Any user's account."""
-    return snapshot_response(await admin.get_user(connections, ctx, user_id))
+    return SnapshotResponse(await admin.get_user(connections, ctx, user_id))
 
 
 @router.patch(
