@@ -251,4 +251,6 @@ class RateLimiter:
 
 def most_restrictive(results: Sequence[RateLimitResult]) -> RateLimitResult | None:
     """The result to advertise in headers: the fewest requests left."""
+    if len(results) == 1:  # most requests: the global limit alone
+        return results[0]
     return min(results, key=lambda r: (r.remaining, -r.reset_s), default=None)

@@ -139,10 +139,11 @@ class SessionDenylist:
 
     async def is_revoked(self, session_id: uuid.UUID) -> bool:
         """Whether the session is revoked; falls back (or fails closed) when no copy can say."""
-        if self._unwritten.get(str(session_id), 0.0) > time.time():
+        sid = str(session_id)
+        if self._unwritten and self._unwritten.get(sid, 0.0) > time.time():
             return True  # revoked here; Redis may be back with a list that lacks it
         if self.feed.fresh and self._mirror_complete:
-            expires = self._mirror.get(str(session_id))
+            expires = self._mirror.get(sid)
             return expires is not None and expires > time.time()
         try:
             async with self.redis.pipeline(transaction=False) as pipe:

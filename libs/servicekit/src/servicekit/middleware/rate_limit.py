@@ -41,5 +41,5 @@ async def check_global_limit(
 def add_rate_limit_headers(raw: RawHeaders, results: Sequence[RateLimitResult]) -> None:
     """Advertise the tightest limit met by the request, unless a handler already did."""
     tightest = most_restrictive(results)
-    if tightest is not None and all(name != b"ratelimit-limit" for name, _ in raw):
+    if tightest is not None and b"ratelimit-limit" not in {name for name, _ in raw}:
         raw.extend(tightest.raw_headers)
