@@ -85,7 +85,8 @@ def print_table(data: dict[str, Any]) -> None:
     out()
     h = data["hashing"]
     out(
-        f"single argon2id verification: {h['single_hash_ms']} ms (median of {h['samples']}); "
+        f"single argon2id verification: {h['single_hash_ms']} ms of CPU "
+        f"({h.get('single_hash_wall_ms', '?')} ms wall; median of {h['samples']}); "
         f"hash-bound limit = {data['machine']['cpus']} cores / that = {h['limit_rps']:.1f} req/s"
     )
     rss = data["rss"]
