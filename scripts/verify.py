@@ -53,6 +53,7 @@ def groups() -> list[Group]:
         Group("faults", [str(TESTS / "verify")], ["-m", "verify", "--ignore", str(FUZZ)]),
         Group("fuzz", [str(FUZZ)], ["-m", "verify"]),
         Group("outages", [str(TESTS / "integration/test_redis_outage.py"),
+                          "libs/servicekit/tests/test_redis_client_policy.py",
                           "libs/servicekit/tests/test_db_outage.py"], FAST),
         Group("concurrency", [str(TESTS / "integration/test_concurrency.py"),
                               str(TESTS / "api/test_idempotency.py"),

