@@ -62,9 +62,10 @@ from harness.common import (
     tool_version,
 )
 from harness.load import Wrk, build_scripts, counter_diff, summarize, write_list
-from harness.report import chart, fmt, print_table, ratio, unexpected_errors
+from harness.report import chart, fmt, print_table
 from harness.seed import login, seed_users
 from harness.servers import RssSampler, Server, settle
+from harness.targets import compute_ratios, evaluate_targets, peak_rss
 from servicekit.testing.process import free_port
 
 
@@ -300,50 +301,9 @@ def main() -> int:
                 scenarios["scale_2w"] = step("me_cached-2w-c64", svc2, "list", [str(me_list)], 64)
 
     # ------------------------------------------------------------------ results
-    s = scenarios
-    service_rss = [mb for srv in servers if srv.has_metrics for mb in srv.peak_mb()]
-    rss = {
-        "servers": {srv.name: {"workers_mb": srv.peak_mb()} for srv in servers},
-        "peak_mb_per_worker": max(service_rss) if service_rss else None,
-        "baseline_peak_mb_per_worker": max(
-            (mb for srv in servers if not srv.has_metrics for mb in srv.peak_mb()), default=None
-        ),
-    }
-    ratios = {
-        "me_cached_vs_baseline": ratio(s["me_cached"]["ok_rps"], s["baseline"]["ok_rps"]),
-        "user_uncached_vs_baseline": ratio(s["user_uncached"]["ok_rps"], s["baseline"]["ok_rps"]),
-        "login_vs_hash_limit": ratio(s["login"]["ok_rps"], hashing["limit_rps"]),
-        "overload_1024_vs_64": ratio(s["overload_c1024"]["ok_rps"], s["overload_c64"]["ok_rps"]),
-        "overload_256_vs_64": ratio(s["overload_c256"]["ok_rps"], s["overload_c64"]["ok_rps"]),
-        "baseline_1024_vs_64": ratio(s["baseline_c1024"]["ok_rps"], s["baseline"]["ok_rps"]),
-        "register_vs_hash_limit": ratio(s["register"]["ok_rps"], hashing["limit_rps"]),
-        "storm_me_cached_vs_me_cached": ratio(s["storm"]["ok_rps"], s["me_cached"]["ok_rps"]),
-        "scale_2w_vs_1w": ratio(s["scale_2w"]["ok_rps"], s["me_cached"]["ok_rps"]),
-        "baseline_2w_vs_1w": ratio(s["baseline_2w"]["ok_rps"], s["baseline"]["ok_rps"]),
-        "me_cached_2w_vs_baseline_2w": ratio(s["scale_2w"]["ok_rps"], s["baseline_2w"]["ok_rps"]),
-    }
-    overload_bad = sum(unexpected_errors(s[f"overload_c{c}"]) for c in OVERLOAD)
-    uncached_per_worker = s["user_uncached"]["ok_rps"] / s["user_uncached"]["workers"]
-
-    def target(name: str, value: float | None, goal: str, ok: bool) -> dict[str, Any]:
-        return {"name": name, "value": value, "goal": goal, "pass": bool(ok)}
-
-    peak = max(service_rss) if service_rss else None
-    targets = [
-        target("me_cached_vs_baseline", ratios["me_cached_vs_baseline"], ">= 0.60",
-               (ratios["me_cached_vs_baseline"] or 0) >= 0.60),
-        target("user_uncached req/s per worker", round(uncached_per_worker, 1), ">= 1000",
-               uncached_per_worker >= 1000),
-        target("user_uncached p99 ms", s["user_uncached"]["p99_ms"], "< 50",
-               s["user_uncached"]["p99_ms"] < 50),
-        target("overload_1024_vs_64", ratios["overload_1024_vs_64"], ">= 0.90",
-               (ratios["overload_1024_vs_64"] or 0) >= 0.90),
-        target("overload 5xx/socket errors (not 429/503)", overload_bad, "== 0", overload_bad == 0),
-        target("storm me_cached p99 ms", s["storm"]["p99_ms"], "< 50", s["storm"]["p99_ms"] < 50),
-        target("login_vs_hash_limit", ratios["login_vs_hash_limit"], ">= 0.90",
-               (ratios["login_vs_hash_limit"] or 0) >= 0.90),
-        target("peak RSS MB per worker", peak, "< 150", peak is not None and peak < 150),
-    ]  # fmt: skip
+    rss = peak_rss(servers)
+    ratios = compute_ratios(scenarios, hashing["limit_rps"])
+    targets = evaluate_targets(scenarios, ratios, rss["peak_mb_per_worker"])
     date = started.strftime("%Y-%m-%d")
     written = [RESULTS / "latest.json", RESULTS / "latest.png"]
     if DATED:

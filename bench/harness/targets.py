@@ -1,0 +1,66 @@
+"""The run's ratios, its peak memory and issue 5's targets, from the measured scenarios."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.common import OVERLOAD
+from harness.report import ratio, unexpected_errors
+from harness.servers import Server
+
+
+def peak_rss(servers: Sequence[Server]) -> dict[str, Any]:
+    """Peak RSS of every worker, and the highest of the service's and the baseline's."""
+    service = [mb for srv in servers if srv.has_metrics for mb in srv.peak_mb()]
+    baseline = [mb for srv in servers if not srv.has_metrics for mb in srv.peak_mb()]
+    return {
+        "servers": {srv.name: {"workers_mb": srv.peak_mb()} for srv in servers},
+        "peak_mb_per_worker": max(service, default=None),
+        "baseline_peak_mb_per_worker": max(baseline, default=None),
+    }
+
+
+def compute_ratios(s: dict[str, Any], hash_limit_rps: float) -> dict[str, float | None]:
+    """Every reported ratio, on 2xx/s (fast 429/503 answers cannot inflate one)."""
+    return {
+        "me_cached_vs_baseline": ratio(s["me_cached"]["ok_rps"], s["baseline"]["ok_rps"]),
+        "user_uncached_vs_baseline": ratio(s["user_uncached"]["ok_rps"], s["baseline"]["ok_rps"]),
+        "login_vs_hash_limit": ratio(s["login"]["ok_rps"], hash_limit_rps),
+        "overload_1024_vs_64": ratio(s["overload_c1024"]["ok_rps"], s["overload_c64"]["ok_rps"]),
+        "overload_256_vs_64": ratio(s["overload_c256"]["ok_rps"], s["overload_c64"]["ok_rps"]),
+        "baseline_1024_vs_64": ratio(s["baseline_c1024"]["ok_rps"], s["baseline"]["ok_rps"]),
+        "register_vs_hash_limit": ratio(s["register"]["ok_rps"], hash_limit_rps),
+        "storm_me_cached_vs_me_cached": ratio(s["storm"]["ok_rps"], s["me_cached"]["ok_rps"]),
+        "scale_2w_vs_1w": ratio(s["scale_2w"]["ok_rps"], s["me_cached"]["ok_rps"]),
+        "baseline_2w_vs_1w": ratio(s["baseline_2w"]["ok_rps"], s["baseline"]["ok_rps"]),
+        "me_cached_2w_vs_baseline_2w": ratio(s["scale_2w"]["ok_rps"], s["baseline_2w"]["ok_rps"]),
+    }
+
+
+def _target(name: str, value: float | None, goal: str, ok: bool) -> dict[str, Any]:
+    return {"name": name, "value": value, "goal": goal, "pass": bool(ok)}
+
+
+def evaluate_targets(
+    s: dict[str, Any], r: dict[str, float | None], peak_mb: float | None
+) -> list[dict[str, Any]]:
+    """Issue 5's targets, each with its value and whether it passes."""
+    overload_bad = sum(unexpected_errors(s[f"overload_c{c}"]) for c in OVERLOAD)
+    uncached_per_worker = s["user_uncached"]["ok_rps"] / s["user_uncached"]["workers"]
+    return [
+        _target("me_cached_vs_baseline", r["me_cached_vs_baseline"], ">= 0.60",
+                (r["me_cached_vs_baseline"] or 0) >= 0.60),
+        _target("user_uncached req/s per worker", round(uncached_per_worker, 1), ">= 1000",
+                uncached_per_worker >= 1000),
+        _target("user_uncached p99 ms", s["user_uncached"]["p99_ms"], "< 50",
+                s["user_uncached"]["p99_ms"] < 50),
+        _target("overload_1024_vs_64", r["overload_1024_vs_64"], ">= 0.90",
+                (r["overload_1024_vs_64"] or 0) >= 0.90),
+        _target("overload 5xx/socket errors (not 429/503)", overload_bad, "== 0",
+                overload_bad == 0),
+        _target("storm me_cached p99 ms", s["storm"]["p99_ms"], "< 50", s["storm"]["p99_ms"] < 50),
+        _target("login_vs_hash_limit", r["login_vs_hash_limit"], ">= 0.90",
+                (r["login_vs_hash_limit"] or 0) >= 0.90),
+        _target("peak RSS MB per worker", peak_mb, "< 150", peak_mb is not None and peak_mb < 150),
+    ]  # fmt: skip
