@@ -23,6 +23,9 @@ DOCS = ROOT / "docs" / "configuration.md"
 
 
 def load_generator() -> ModuleType:
+    # The generator imports its sibling settings_fields.py, as it does when run as a script.
+    if str(GENERATOR.parent) not in sys.path:
+        sys.path.append(str(GENERATOR.parent))
     spec = importlib.util.spec_from_file_location("gen_config_docs", GENERATOR)
     assert spec is not None, GENERATOR
     assert spec.loader is not None, GENERATOR
