@@ -112,7 +112,7 @@ def builds(environment: dict[str, str]) -> str | None:
     """Build the settings from exactly ``environment``; the error text, or None."""
     code = (
         "import sys\n"
-        "from servicekit.client_ip import parse_networks\n"
+        "from servicekit.http.client_ip import parse_networks\n"
         "from user_service.config import UserServiceSettings\n"
         "try:\n"
         "    settings = UserServiceSettings(_env_file=None)\n"

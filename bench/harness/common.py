@@ -121,7 +121,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from servicekit.embedded_redis import server_binary
+    from servicekit.redis.embedded import server_binary
 
     return str(server_binary())
 

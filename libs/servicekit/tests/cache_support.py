@@ -11,8 +11,9 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
-from servicekit.cache import Cache
 from servicekit.redis import AnyRedis
+from servicekit.redis.cache import Cache
+from servicekit.redis.keys import KeySpace
 from servicekit.settings import ServiceSettings
 
 
@@ -77,8 +78,7 @@ def make_cache(
         redis,
         name=name,
         model=Thing,
-        namespace="kit",
-        key_prefix=settings.redis.key_prefix,
+        keys=KeySpace("kit", settings.redis.key_prefix),
         ttl_s=ttl_s,
         negative_ttl_s=negative_ttl_s,
         jitter=jitter,

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.app import create_app
+from servicekit.db.orm import make_metadata
 from servicekit.deps import DbSession
 from servicekit.errors import Conflict
-from servicekit.orm import make_metadata
 from servicekit.settings import ServiceSettings
 
 # Fixtures of the cache tests (test_cache.py, test_cache_degraded.py).

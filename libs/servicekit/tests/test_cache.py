@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.cache import Cache
 from servicekit.db import commit, rollback
 from servicekit.redis import AnyRedis
+from servicekit.redis.cache import Cache
 from servicekit.settings import ServiceSettings
 
 from .cache_support import Loader, Thing, events, make_cache, wait_until

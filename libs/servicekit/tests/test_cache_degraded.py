@@ -10,9 +10,10 @@ import uuid
 import pytest
 from prometheus_client import REGISTRY
 
-from servicekit.cache import Cache
-from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.redis import AnyRedis, create_redis
+from servicekit.redis.cache import Cache
+from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.redis.keys import KeySpace
 from servicekit.settings import ServiceSettings
 
 from .cache_support import Loader, Thing, events, make_cache, pending
@@ -131,8 +132,7 @@ class TestLocalTier:
                 redis_client,
                 name="t",
                 model=Thing,
-                namespace=namespace,
-                key_prefix=test_settings.redis.key_prefix,
+                keys=KeySpace(namespace, test_settings.redis.key_prefix),
                 local_size=100,
             )
 

@@ -17,16 +17,15 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit import metrics
 from servicekit.app import create_app
-from servicekit.db import create_engine
+from servicekit.db import create_engine, database_error
 from servicekit.errors import (
     DatabaseTimeout,
     DatabaseUnavailable,
     TransactionConflict,
     UnstorableText,
-    database_error,
 )
+from servicekit.observability import metrics
 from servicekit.settings import ServiceSettings
 from servicekit.testing import app_client
 from servicekit.testing.tcp_proxy import TcpProxy

@@ -11,8 +11,9 @@ import pytest
 from redis.exceptions import RedisError
 
 from servicekit.auth import SessionDenylist
-from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.redis import AnyRedis, create_redis
+from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.redis.keys import KeySpace
 from servicekit.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -24,9 +25,7 @@ async def pair(
 ) -> AsyncIterator[tuple[SessionDenylist, SessionDenylist]]:
     namespace = f"mirror-{uuid.uuid4().hex[:6]}"
     lists = [
-        SessionDenylist(
-            redis_client, key_prefix=test_settings.redis.key_prefix, namespace=namespace
-        )
+        SessionDenylist(redis_client, keys=KeySpace(namespace, test_settings.redis.key_prefix))
         for _ in range(2)
     ]
     await lists[0].mark_complete()
@@ -86,7 +85,9 @@ class TestMirror:
             calls.append(session_id)
             return True
 
-        denylist = SessionDenylist(dead, namespace="dead", fallback=fallback, max_staleness_s=0.2)
+        denylist = SessionDenylist(
+            dead, keys=KeySpace("dead"), fallback=fallback, max_staleness_s=0.2
+        )
         await denylist.start()
         try:
             session_id = uuid.uuid4()
@@ -101,7 +102,7 @@ class TestMirror:
         self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:
         denylist = SessionDenylist(
-            redis_client, key_prefix=test_settings.redis.key_prefix, namespace="reload-race"
+            redis_client, keys=KeySpace("reload-race", test_settings.redis.key_prefix)
         )
         await denylist.mark_complete()
         session_id = uuid.uuid4()
@@ -118,7 +119,7 @@ class TestMirror:
         # but lacks what was revoked meanwhile; until the issuer rebuilds it, this instance
         # must still refuse the session it revoked itself.
         redis = create_redis(test_settings, own_redis.url)
-        denylist = SessionDenylist(redis, namespace="kept", max_staleness_s=0.3)
+        denylist = SessionDenylist(redis, keys=KeySpace("kept"), max_staleness_s=0.3)
         try:
             await denylist.mark_complete()
             await denylist.start()

@@ -10,7 +10,7 @@ from types import FrameType
 import pytest
 
 from servicekit.app import create_app
-from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.settings import RedisSettings, ServiceSettings
 from servicekit.testing import app_client
 

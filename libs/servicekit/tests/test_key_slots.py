@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from servicekit.auth import SessionDenylist
-from servicekit.cache import Cache
-from servicekit.lockout import Lockout, LockoutSettings
+from servicekit.ratelimit.lockout import Lockout, LockoutSettings
+from servicekit.redis.cache import Cache
+from servicekit.redis.keys import KeySpace
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,7 @@ def _slots(keys: list[str]) -> set[int]:
 
 
 def test_a_cache_entry_and_its_generation_share_a_slot(offline: Redis) -> None:
-    cache = Cache(offline, name="thing", model=Thing, namespace="svc", key_prefix=PREFIX)
+    cache = Cache(offline, name="thing", model=Thing, keys=KeySpace("svc", PREFIX))
     for ident in (1, "abc", uuid.uuid4()):
         key = cache.key(ident)
         assert len(_slots([key, f"{key}:gen"])) == 1
@@ -47,15 +48,15 @@ def test_a_cache_entry_and_its_generation_share_a_slot(offline: Redis) -> None:
 
 
 def test_the_lockout_keys_of_an_account_share_a_slot(offline: Redis) -> None:
-    lockout = Lockout(offline, LockoutSettings(), namespace="svc", key_prefix=PREFIX)
+    lockout = Lockout(offline, LockoutSettings(), keys=KeySpace("svc", PREFIX))
     for account in ("a@example.com", "b@example.com"):
         assert len(_slots(lockout._keys(account))) == 1
 
 
 def test_the_whole_denylist_shares_a_slot(offline: Redis) -> None:
-    denylist = SessionDenylist(offline, key_prefix=PREFIX, namespace="svc")
+    denylist = SessionDenylist(offline, keys=KeySpace("svc", PREFIX))
     keys = [denylist.sentinel_key, denylist.index_key, denylist.feed.generation_key]
     keys += [denylist.key(uuid.uuid4()) for _ in range(20)]
     assert len(_slots(keys)) == 1
-    other = SessionDenylist(offline, key_prefix=PREFIX, namespace="other")
+    other = SessionDenylist(offline, keys=KeySpace("other", PREFIX))
     assert _slots([other.sentinel_key]) != _slots(keys)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Column, DateTime, Integer, MetaData, Table
 
-from servicekit.pagination import (
+from servicekit.db.pagination import (
     MAX_CURSOR_LENGTH,
     InvalidCursor,
     Keyset,

@@ -10,9 +10,10 @@ import pytest
 from fastapi import FastAPI
 
 from servicekit.app import create_app
-from servicekit.client_ip import client_ip, parse_networks
-from servicekit.rate_limit import RateLimited, RateLimiter, RateLimitUnavailable
+from servicekit.http.client_ip import client_ip, parse_networks
+from servicekit.ratelimit.limiter import RateLimited, RateLimiter, RateLimitUnavailable
 from servicekit.redis import AnyRedis, create_redis
+from servicekit.redis.keys import KeySpace
 from servicekit.settings import HttpSettings, RateLimitSettings, RuleSettings, ServiceSettings
 from servicekit.testing import app_client
 
@@ -20,7 +21,7 @@ from .conftest import items_router
 
 
 def _limiter(redis: AnyRedis, settings: ServiceSettings, **rules: RuleSettings) -> RateLimiter:
-    return RateLimiter(redis, rules, namespace="kit", key_prefix=settings.redis.key_prefix)
+    return RateLimiter(redis, rules, keys=KeySpace("kit", settings.redis.key_prefix))
 
 
 @pytest.mark.integration
@@ -73,7 +74,7 @@ class TestRateLimiter:
             "open": RuleSettings(limit=1, period_s=60),
             "closed": RuleSettings(limit=1, period_s=60, fail_closed=True),
         }
-        limiter = RateLimiter(dead, rules, namespace="kit")
+        limiter = RateLimiter(dead, rules, keys=KeySpace("kit"))
         assert await limiter.check([("open", "x")]) == []
         with pytest.raises(RateLimitUnavailable):
             await limiter.check([("closed", "x")])

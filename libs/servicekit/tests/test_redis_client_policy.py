@@ -23,8 +23,8 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.redis import AnyRedis, create_redis
+from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.settings import RedisSettings, ServiceSettings
 from servicekit.testing.process import free_port
 

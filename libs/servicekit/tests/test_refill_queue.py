@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from servicekit.refill_queue import RefillQueue
+from servicekit.ratelimit.refill_queue import RefillQueue
 
 pytestmark = pytest.mark.unit
 

@@ -21,8 +21,8 @@ from starlette.background import BackgroundTask
 
 from servicekit.app import create_app
 from servicekit.deps import DbSession, RedisClient, get_app_settings
-from servicekit.logging import configure_logging, get_logger
-from servicekit.redis import AnyRedis, key
+from servicekit.observability.logging import configure_logging, get_logger
+from servicekit.redis import AnyRedis, KeySpace
 from servicekit.settings import LoggingSettings, ServiceSettings
 from servicekit.testing import app_client
 
@@ -53,7 +53,7 @@ def probe_router() -> APIRouter:
         row = Item(name=name)
         session.add(row)
         await session.flush()
-        await redis.set(key(settings, "probe", name), str(row.id), ex=60)
+        await redis.set(KeySpace.of(settings).key("probe", name), str(row.id), ex=60)
         log.info("probe.handled", item_id=row.id)
         background.add_task(after_response, name)
         return {"id": row.id}

@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from servicekit.migrations import alembic_config as make_alembic_config
-from servicekit.orm import utcnow
+from servicekit.db.migrations import alembic_config as make_alembic_config
+from servicekit.db.orm import utcnow
 from servicekit.settings import DatabaseSettings, Environment
 from servicekit.testing import Backends, app_client, override_db_session
 from user_service.cli import MIGRATIONS

@@ -12,19 +12,20 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 
-from servicekit import tracing
-from servicekit.client_ip import parse_networks
-from servicekit.db import SessionHook, create_engine, create_sessionmaker
-from servicekit.embedded_redis import EmbeddedRedis
-from servicekit.error_handlers import install_error_handlers
-from servicekit.errors import problem_responses
-from servicekit.health import Readiness, database_check, health_router, redis_check
-from servicekit.logging import configure_logging, get_logger
-from servicekit.metrics import metrics_router
-from servicekit.middleware import ChassisMiddleware
-from servicekit.problem import Problem
-from servicekit.rate_limit import RateLimiter
-from servicekit.redis import AnyRedis, create_redis, discover
+from servicekit.db.engine import create_engine
+from servicekit.db.session import SessionHook, create_sessionmaker
+from servicekit.http import ChassisMiddleware
+from servicekit.http.client_ip import parse_networks
+from servicekit.http.error_handlers import install_error_handlers
+from servicekit.http.health import Readiness, database_check, health_router, redis_check
+from servicekit.http.problem import Problem, problem_responses
+from servicekit.observability import tracing
+from servicekit.observability.logging import configure_logging, get_logger
+from servicekit.observability.metrics import metrics_router
+from servicekit.ratelimit.limiter import RateLimiter
+from servicekit.redis.client import AnyRedis, create_redis, discover
+from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.redis.keys import KeySpace
 from servicekit.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -106,8 +107,7 @@ def create_app(
                 rate_limiter=RateLimiter(
                     redis,
                     settings.rate_limit.effective_rules(),
-                    namespace=settings.service_name,
-                    key_prefix=settings.redis.key_prefix,
+                    keys=KeySpace.of(settings),
                     enabled=settings.rate_limit.enabled,
                 ),
                 session_hooks=[],
@@ -140,7 +140,7 @@ def create_app(
         description=description,
         lifespan=lifespan,
         debug=False,  # tracebacks never reach clients, whatever settings.debug says
-        # servicekit owns telemetry (Prometheus, and OpenTelemetry through servicekit.tracing);
+        # servicekit owns telemetry (Prometheus, and OpenTelemetry through its tracing module);
         # FastAPI's native instrumentation would duplicate it, and asking whether it is
         # configured reads the environment on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db import ConnectionSource, get_db_session, get_read_connection_source
-from servicekit.middleware.rate_limit import CLIENT_IP, LIMITER, RESULTS
-from servicekit.rate_limit import RateLimiter, RateLimitResult
-from servicekit.redis import AnyRedis
+from servicekit.db.session import ConnectionSource, get_db_session, get_read_connection_source
+from servicekit.http.rate_limits import CLIENT_IP, LIMITER, RESULTS
+from servicekit.ratelimit.limiter import RateLimiter, RateLimitResult
+from servicekit.redis.client import AnyRedis
 from servicekit.settings import ServiceSettings
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import FrameType
 
 from servicekit.db import create_engine, create_sessionmaker
-from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.db.migrations import upgrade
 from servicekit.errors import AppError
-from servicekit.logging import configure_logging, get_logger
-from servicekit.migrations import upgrade
+from servicekit.observability.logging import configure_logging, get_logger
+from servicekit.redis.embedded import EmbeddedRedis
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role

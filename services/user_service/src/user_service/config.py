@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from servicekit.lockout import LockoutSettings
+from servicekit.ratelimit.lockout import LockoutSettings
 from servicekit.settings import EXTERNAL_SECRET, RateLimitSettings, RuleSettings, ServiceSettings
 
 

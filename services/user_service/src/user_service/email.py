@@ -18,8 +18,8 @@ from typing import Protocol
 
 import aiosmtplib
 
-from servicekit.logging import get_logger
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
+from servicekit.observability.logging import get_logger
 from user_service.config import SmtpSettings, UserServiceSettings
 
 log = get_logger(__name__)

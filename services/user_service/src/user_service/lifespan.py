@@ -9,10 +9,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.app import AppState
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
-from servicekit.cache import Cache
-from servicekit.lockout import Lockout
-from servicekit.logging import get_logger
-from servicekit.redis import REDIS_ERRORS
+from servicekit.observability.logging import get_logger
+from servicekit.ratelimit.lockout import Lockout
+from servicekit.redis import REDIS_ERRORS, KeySpace
+from servicekit.redis.cache import Cache
 from user_service.config import UserServiceSettings
 from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import load_signing_key, published_jwks
@@ -39,10 +39,10 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
     signing_key = load_signing_key(settings)
     jwks = published_jwks(settings, signing_key)
     hasher = PasswordHasher(settings.password)
+    keys = KeySpace.of(settings)
     denylist = SessionDenylist(
         state["redis"],
-        key_prefix=settings.redis.key_prefix,
-        namespace=settings.service_name,
+        keys=keys,
         fallback=database_revocation_check(state["sessionmaker"]),
     )
     email_sender = BackgroundEmailSender(build_email_sender(settings))
@@ -55,8 +55,7 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
             state["redis"],
             name="user",
             model=UserSnapshot,
-            namespace=settings.service_name,
-            key_prefix=settings.redis.key_prefix,
+            keys=keys,
             ttl_s=settings.cache.user_ttl_s,
             negative_ttl_s=settings.cache.negative_ttl_s,
             enabled=settings.cache.enabled,
@@ -72,8 +71,7 @@ async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
                     and not settings.rate_limit.auth_fail_open
                 }
             ),
-            namespace=settings.service_name,
-            key_prefix=settings.redis.key_prefix,
+            keys=keys,
         ),
         limiter=state["rate_limiter"],
         email_sender=email_sender,

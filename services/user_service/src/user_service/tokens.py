@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import jwt
 
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
 from user_service.config import JwtSettings
 from user_service.keys import SigningKey
 from user_service.models import Role

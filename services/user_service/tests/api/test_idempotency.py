@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
 from user_service.models import EmailToken, IdempotencyKey, User
 
 from ..conftest import PASSWORD, live_email

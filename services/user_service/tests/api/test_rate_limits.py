@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.lockout import LockoutSettings
+from servicekit.ratelimit.lockout import LockoutSettings
 from servicekit.redis import AnyRedis
 from servicekit.settings import RuleSettings
 from servicekit.testing import app_client, override_db_session

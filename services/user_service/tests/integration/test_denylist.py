@@ -10,6 +10,7 @@ import pytest
 
 from servicekit.auth.denylist import denylist_prefix
 from servicekit.redis import AnyRedis
+from servicekit.redis.keys import KeySpace
 from user_service.config import UserServiceSettings
 
 from ..conftest import PASSWORD, bearer, live_email, login
@@ -28,7 +29,7 @@ async def test_lost_denylist_is_rebuilt_and_revoked_tokens_stay_rejected(
         await live_client.post("/api/v1/auth/logout", headers=bearer(revoked))
     ).status_code == 204
 
-    prefix = denylist_prefix(settings.redis.key_prefix, settings.service_name)
+    prefix = denylist_prefix(KeySpace.of(settings))
     expected = {f"{prefix}{revoked['session_id']}", f"{prefix}complete"}
     lost = [key async for key in redis_client.scan_iter(match=f"{prefix}*")]
     assert expected <= set(lost)

@@ -11,7 +11,7 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from servicekit.logging import configure_logging
+from servicekit.observability.logging import configure_logging
 from servicekit.settings import Environment
 from servicekit.testing.process import free_port
 from user_service.config import EmailSettings, SmtpSettings, UserServiceSettings

@@ -26,8 +26,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from servicekit.auth.denylist import denylist_prefix
-from servicekit.embedded_redis import EmbeddedRedis
 from servicekit.redis import AnyRedis
+from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.redis.keys import KeySpace
 from servicekit.testing import app_client
 from user_service.config import UserServiceSettings
 from user_service.main import create_app
@@ -135,7 +136,7 @@ class TestRedisOutage:
         emails: list[str],
         redis_keeps_data: bool,
     ) -> None:
-        denylist = denylist_prefix(settings.redis.key_prefix, settings.service_name)
+        denylist = denylist_prefix(KeySpace.of(settings))
         async with service(settings, own_redis) as client:
             email = await sign_up(client, emails)
             kept = await sign_in(client, email)

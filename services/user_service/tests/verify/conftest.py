@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.testing.process import ServiceProcess
 from servicekit.testing.tcp_proxy import TcpProxy
 from user_service.config import DEFAULT_RULES

@@ -17,7 +17,7 @@ import pytest
 from redis import Redis as SyncRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.redis.embedded import EmbeddedRedis
 
 from .checks import assert_acknowledged_writes_persisted, assert_problem_503, user_versions
 from .conftest import Measure, StartService

@@ -17,11 +17,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
-from servicekit import metrics
-from servicekit.change_feed import ChangeFeed
 from servicekit.errors import ServiceUnavailable
-from servicekit.logging import get_logger
-from servicekit.redis import REDIS_ERRORS, AnyRedis
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
+from servicekit.redis.change_feed import ChangeFeed
+from servicekit.redis.client import REDIS_ERRORS, AnyRedis
+from servicekit.redis.keys import KeySpace
 
 #: Answers "is this session revoked?" from the source of truth when Redis cannot.
 RevocationFallback = Callable[[uuid.UUID], Awaitable[bool]]
@@ -30,10 +31,10 @@ log = get_logger(__name__)
 _COMPLETE = "!complete"
 
 
-def denylist_prefix(key_prefix: str, namespace: str) -> str:
+def denylist_prefix(keys: KeySpace) -> str:
     """The start of every key of a namespace's list, its hash tag included."""
     # v2: the hash tag (see the module docstring) renamed every key of v1.
-    return f"{key_prefix}{{{namespace}:denylist:v2}}:"
+    return keys.entity("denylist", version=2, hash_tag=True)
 
 
 class RevocationUnavailable(ServiceUnavailable):
@@ -62,14 +63,13 @@ class SessionDenylist:
         self,
         redis: AnyRedis,
         *,
-        key_prefix: str = "",
-        namespace: str = "user_service",
+        keys: KeySpace,
         fallback: RevocationFallback | None = None,
         poll_interval_s: float = 0.25,
         max_staleness_s: float = 1.0,
     ) -> None:
         self.redis = redis
-        self._prefix = denylist_prefix(key_prefix, namespace)
+        self._prefix = denylist_prefix(keys)
         self.fallback = fallback
         self.feed = ChangeFeed(
             redis,

@@ -10,7 +10,7 @@ import httpx
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKSetError
 
-from servicekit.logging import get_logger
+from servicekit.observability.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -11,6 +11,7 @@ from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.denylist import SessionDenylist
 from servicekit.auth.keys import RemoteJWKS
 from servicekit.auth.verifier import SUPPORTED_ALGORITHMS, TokenVerifier
+from servicekit.redis.keys import KeySpace
 
 if TYPE_CHECKING:
     from servicekit.app import AppState
@@ -36,9 +37,7 @@ def jwks_auth(
     async def hook(state: AppState) -> Callable[[], Awaitable[None]]:
         keys = RemoteJWKS(jwks_url, ttl_s=jwks_ttl_s, client=http_client)
         settings = state["settings"]
-        denylist = SessionDenylist(
-            state["redis"], key_prefix=settings.redis.key_prefix, namespace=issuer_namespace
-        )
+        denylist = SessionDenylist(state["redis"], keys=KeySpace.of(settings, issuer_namespace))
         verifier = TokenVerifier(keys, issuer=issuer, audience=audience, algorithms=algorithms)
         state["auth"] = Authenticator(verifier, denylist)
         await denylist.start()

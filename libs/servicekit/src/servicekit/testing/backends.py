@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
-from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.settings import RedisSettings
 from servicekit.testing.redis_cluster import LocalRedisCluster
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.types import ASGIApp
 
-from servicekit.db import (
+from servicekit.db.session import (
     apply_session_hooks,
     get_db_session,
     get_read_connection_source,

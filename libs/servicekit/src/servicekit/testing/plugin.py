@@ -26,9 +26,9 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from servicekit.db import SQLITE_BEGIN_KEY, create_engine
-from servicekit.embedded_redis import EmbeddedRedis
+from servicekit.db.engine import SQLITE_BEGIN_KEY, create_engine
 from servicekit.redis import AnyRedis, create_redis, discover
+from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.settings import DatabaseSettings, Environment, ServiceSettings
 from servicekit.testing.backends import (
     Backends,
@@ -75,7 +75,7 @@ def database_url(servicekit_backends: Backends) -> Iterator[str]:
     """This run's own empty database, dropped afterwards.
 
     Several services share one run, so each migrates it from a session fixture of its own
-    conftest (``servicekit.migrations.upgrade``); their tables live side by side.
+    conftest (``servicekit.db.migrations.upgrade``); their tables live side by side.
     """
     url = create_run_database(servicekit_backends)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from servicekit.embedded_redis import die_with_parent, server_binary
+from servicekit.redis.embedded import die_with_parent, server_binary
 from servicekit.testing.process import free_port
 
 SLOTS = 16384

@@ -1,6 +1,6 @@
 """Alembic environment (async); the URL comes from the caller or the service settings."""
 
-from servicekit.migrations import run_migrations
+from servicekit.db.migrations import run_migrations
 from user_service.config import get_settings
 from user_service.models import Base
 

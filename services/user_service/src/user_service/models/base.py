@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import DeclarativeBase
 
-from servicekit.orm import make_metadata
+from servicekit.db.orm import make_metadata
 
 
 class Base(DeclarativeBase):

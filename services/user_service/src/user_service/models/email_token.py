@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import Enum, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from servicekit.orm import UTCDateTime, utcnow
+from servicekit.db.orm import UTCDateTime, utcnow
 from user_service.models.base import Base
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from servicekit.orm import UTCDateTime, utcnow
+from servicekit.db.orm import UTCDateTime, utcnow
 from user_service.models.base import Base
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from servicekit.orm import UTCDateTime, utcnow
+from servicekit.db.orm import UTCDateTime, utcnow
 from user_service.models.base import Base
 
 

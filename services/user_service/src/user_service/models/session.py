@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from servicekit.orm import UTCDateTime, utcnow
+from servicekit.db.orm import UTCDateTime, utcnow
 from user_service.models.base import Base
 
 if TYPE_CHECKING:

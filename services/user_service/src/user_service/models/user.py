@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Boolean, Enum, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from servicekit.orm import TimestampMixin
+from servicekit.db.orm import TimestampMixin
 from user_service.models.base import Base
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import delete
 
-from servicekit.repository import Repository
+from servicekit.db.repository import Repository
 from user_service.models import EmailToken, TokenPurpose
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
-from servicekit.repository import Repository
+from servicekit.db.repository import Repository
 from user_service.models import IdempotencyKey
 
 

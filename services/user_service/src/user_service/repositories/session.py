@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from servicekit.repository import Repository
+from servicekit.db.repository import Repository
 from user_service.models import RotatedRefreshToken, Session
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import RowMapping, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from servicekit.repository import Repository
+from servicekit.db.repository import Repository
 from user_service.errors import EmailAlreadyRegistered
 from user_service.models import User
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from servicekit.pagination import Keyset, keyset_after, keyset_order
-from servicekit.repository import Repository
+from servicekit.db.pagination import Keyset, keyset_after, keyset_order
+from servicekit.db.repository import Repository
 from user_service.models import Role, User
 
 

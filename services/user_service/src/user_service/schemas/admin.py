@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from servicekit.pagination import MAX_CURSOR_LENGTH, CursorPage
+from servicekit.db.pagination import MAX_CURSOR_LENGTH, CursorPage
 from user_service.models import Role
 from user_service.schemas.fields import StoredText
 from user_service.schemas.user import UserRead

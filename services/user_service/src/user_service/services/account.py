@@ -7,7 +7,7 @@ from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.logging import get_logger
+from servicekit.observability.logging import get_logger
 from user_service.errors import WrongPassword
 from user_service.models import User
 from user_service.repositories import UserRepository

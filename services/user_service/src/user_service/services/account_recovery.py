@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db import on_commit
-from servicekit.logging import get_logger
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
+from servicekit.observability.logging import get_logger
 from user_service.email import OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User

@@ -14,8 +14,8 @@ from collections.abc import Collection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db import ConnectionSource
-from servicekit.logging import get_logger
-from servicekit.pagination import Keyset, Page, decode_cursor, page_from_rows
+from servicekit.db.pagination import Keyset, Page, decode_cursor, page_from_rows
+from servicekit.observability.logging import get_logger
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit import metrics
-from servicekit.logging import get_logger
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
 from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
 from user_service.models import Session, User
 from user_service.repositories import SessionRepository, UserRepository

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from servicekit.auth import SessionDenylist
-from servicekit.cache import Cache
-from servicekit.lockout import Lockout
-from servicekit.rate_limit import RateLimiter
+from servicekit.ratelimit.limiter import RateLimiter
+from servicekit.ratelimit.lockout import Lockout
+from servicekit.redis.cache import Cache
 from user_service.config import UserServiceSettings
 from user_service.email import ConsoleEmailSender, EmailSender
 from user_service.schemas.user import UserSnapshot

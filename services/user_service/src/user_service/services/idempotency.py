@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
 from user_service.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
 from user_service.models import IdempotencyKey
 from user_service.repositories import IdempotencyKeyRepository

@@ -16,10 +16,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicekit import metrics
 from servicekit.db import on_commit, read_only_session
-from servicekit.logging import get_logger
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
 from servicekit.redis import REDIS_ERRORS
 from user_service.repositories import SessionRepository
 from user_service.services.context import IdentityContext

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
 from user_service.errors import SessionNotFound
 from user_service.models import Session
 from user_service.repositories import SessionRepository

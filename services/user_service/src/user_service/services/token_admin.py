@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.auth import Authenticator, InvalidToken
-from servicekit.orm import utcnow
+from servicekit.db.orm import utcnow
 from user_service.errors import InvalidClient
 from user_service.models import Session
 from user_service.repositories import SessionRepository

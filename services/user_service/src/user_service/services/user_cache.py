@@ -10,8 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
-from servicekit.cache import Cache
 from servicekit.db import ConnectionSource, SessionHook
+from servicekit.redis.cache import Cache
 from user_service.models import User
 from user_service.repositories import UserRepository
 from user_service.schemas.user import UserSnapshot

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 
 from servicekit.deps import rate_limit
-from servicekit.errors import problem_responses
-from servicekit.rate_limit import RateLimited, RateLimitUnavailable
+from servicekit.http import problem_responses
+from servicekit.ratelimit.limiter import RateLimited, RateLimitUnavailable
 from user_service.deps import DbSession, Idempotency, Identity
 from user_service.errors import (
     IdempotencyKeyInUse,

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from servicekit.auth import InsufficientScope, InvalidToken, NotAuthenticated
-from servicekit.errors import PreconditionFailed, problem_responses
-from servicekit.pagination import InvalidCursor
+from servicekit.db.pagination import InvalidCursor
+from servicekit.errors import PreconditionFailed
+from servicekit.http import problem_responses
 from user_service.api.v1.users import SnapshotResponse
 from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch, ReadConnections
 from user_service.errors import CannotModifySelf, UserNotFound

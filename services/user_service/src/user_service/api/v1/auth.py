@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from servicekit.auth import InvalidToken, NotAuthenticated
 from servicekit.deps import rate_limit
-from servicekit.errors import AppError, problem_responses
-from servicekit.rate_limit import RateLimited, RateLimitUnavailable
+from servicekit.errors import AppError
+from servicekit.http import problem_responses
+from servicekit.ratelimit.limiter import RateLimited, RateLimitUnavailable
 from user_service.deps import (
     Client,
     CurrentPrincipal,

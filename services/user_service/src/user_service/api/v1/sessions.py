@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from servicekit.auth import InvalidToken, NotAuthenticated
-from servicekit.errors import problem_responses
+from servicekit.http import problem_responses
 from user_service.deps import CurrentPrincipal, DbSession, Identity
 from user_service.errors import SessionNotFound
 from user_service.schemas.user import SessionRead

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from servicekit.auth import InvalidToken, NotAuthenticated
 from servicekit.db import read_connection_source
 from servicekit.deps import rate_limit
-from servicekit.errors import PreconditionFailed, problem_responses
-from servicekit.rate_limit import RateLimited, RateLimitUnavailable
+from servicekit.errors import PreconditionFailed
+from servicekit.http import problem_responses
+from servicekit.ratelimit.limiter import RateLimited, RateLimitUnavailable
 from user_service.deps import (
     BEARER_SECURITY,
     CurrentUser,

@@ -20,7 +20,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from servicekit.logging import get_logger
+from servicekit.observability.logging import get_logger
 
 _MAX_UNIX_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
 _START_TIMEOUT_S = 10.0

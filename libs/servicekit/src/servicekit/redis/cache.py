@@ -15,7 +15,7 @@
 
 * Optionally (``local_size``), a :class:`LocalTier` in process memory answers hits with no
   round trip at all; invalidations reach every instance's tier through a
-  :class:`~servicekit.change_feed.ChangeFeed`, and the tier is bypassed while the feed is
+  :class:`~servicekit.redis.change_feed.ChangeFeed`, and the tier is bypassed while the feed is
   not fresh.
 
 The value and generation keys of one entry share a hash tag, so every command and script
@@ -34,11 +34,12 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit import metrics
-from servicekit.change_feed import ChangeFeed
-from servicekit.db import on_commit
-from servicekit.logging import get_logger
-from servicekit.redis import REDIS_ERRORS, AnyRedis
+from servicekit.db.session import on_commit
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
+from servicekit.redis.change_feed import ChangeFeed
+from servicekit.redis.client import REDIS_ERRORS, AnyRedis
+from servicekit.redis.keys import KeySpace
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _NEGATIVE = "\x00none"
@@ -114,8 +115,7 @@ class Cache(Generic[ModelT]):
         *,
         name: str,
         model: type[ModelT],
-        namespace: str,
-        key_prefix: str = "",
+        keys: KeySpace,
         ttl_s: float = 300.0,
         negative_ttl_s: float = 5.0,
         jitter: float = 0.1,
@@ -126,7 +126,8 @@ class Cache(Generic[ModelT]):
         self.redis = redis
         self.name = name
         self.model = model
-        self._prefix = f"{key_prefix}{namespace}:{name}:v1:"
+        self._keys = keys
+        self._prefix = keys.entity(name)
         self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
         self.jitter = jitter
@@ -160,7 +161,7 @@ class Cache(Generic[ModelT]):
 
     def key(self, ident: object) -> str:
         """The value key; the braces make it a hash tag shared with the generation key."""
-        return f"{self._prefix}{{{ident}}}"
+        return self._keys.tagged(self.name, ident)
 
     def _ttl_ms(self, base_s: float) -> int:
         spread = base_s * self.jitter

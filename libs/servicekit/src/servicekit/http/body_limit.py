@@ -6,7 +6,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
-from servicekit.errors import PayloadTooLarge, problem_response
+from servicekit.errors import PayloadTooLarge
+from servicekit.http.problem import problem_response
 
 
 def _detail(max_bytes: int) -> str:

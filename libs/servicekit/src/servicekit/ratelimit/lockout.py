@@ -12,15 +12,16 @@ import math
 
 from pydantic import BaseModel, Field
 
-from servicekit import metrics
-from servicekit.logging import get_logger
-from servicekit.rate_limit import (
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
+from servicekit.ratelimit.limiter import (
     RateLimited,
     RateLimitResult,
     RateLimitUnavailable,
     identity_digest,
 )
-from servicekit.redis import REDIS_ERRORS, AnyRedis
+from servicekit.redis.client import REDIS_ERRORS, AnyRedis
+from servicekit.redis.keys import KeySpace
 
 # KEYS: failures, level, lock. ARGV: threshold, window ms, base ms, cap ms, level ttl ms.
 _RECORD_FAILURE = """
@@ -58,16 +59,14 @@ class LockoutSettings(BaseModel):
 class Lockout:
     """Check, record and clear sign-in failures for an account name."""
 
-    def __init__(
-        self, redis: AnyRedis, settings: LockoutSettings, *, namespace: str, key_prefix: str = ""
-    ) -> None:
+    def __init__(self, redis: AnyRedis, settings: LockoutSettings, *, keys: KeySpace) -> None:
         self.redis = redis
         self.settings = settings
-        self._prefix = f"{key_prefix}{namespace}:lockout:v1:"
+        self._keyspace = keys
         self._record = redis.register_script(_RECORD_FAILURE)
 
     def _keys(self, account: str) -> list[str]:
-        tag = f"{self._prefix}{{{identity_digest(account)}}}"
+        tag = self._keyspace.tagged("lockout", identity_digest(account))
         return [f"{tag}:failures", f"{tag}:level", f"{tag}:lock"]
 
     async def ensure_unlocked(self, account: str) -> None:

@@ -21,10 +21,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse, Response
 
-from servicekit.db import READ_ONLY
-from servicekit.errors import problem_response
-from servicekit.logging import get_logger
-from servicekit.redis import AnyRedis, ping
+from servicekit.db.engine import READ_ONLY
+from servicekit.http.problem import problem_response
+from servicekit.observability.logging import get_logger
+from servicekit.redis.client import AnyRedis, ping
 
 HealthCheck = Callable[[], Awaitable[None]]
 CHECK_TIMEOUT_S = 1.0

@@ -7,9 +7,9 @@ import re
 
 from starlette.types import Scope
 
-from servicekit import metrics
 from servicekit.context import RequestStats
-from servicekit.logging import get_logger
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
 
 REQUEST_ID_HEADER = "x-request-id"
 #: Recorded (never sent) for requests whose client disconnected; nginx's convention.

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from starlette.responses import Response
 
-from servicekit.errors import problem_response
-from servicekit.rate_limit import RateLimited, RateLimiter, RateLimitResult, most_restrictive
+from servicekit.http.problem import problem_response
+from servicekit.ratelimit.limiter import RateLimited, RateLimiter, RateLimitResult, most_restrictive
 
 #: ``scope["state"]`` keys shared with the route-level limits (``request.state`` reads them).
 CLIENT_IP = "client_ip"

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from servicekit import metrics
 from servicekit.errors import AppError, ServiceUnavailable
-from servicekit.logging import get_logger
-from servicekit.redis import REDIS_ERRORS, AnyRedis
-from servicekit.refill_queue import RefillQueue
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
+from servicekit.ratelimit.refill_queue import RefillQueue
+from servicekit.redis.client import REDIS_ERRORS, AnyRedis
+from servicekit.redis.keys import KeySpace
 from servicekit.settings import RuleSettings
 
 # Generic Cell Rate Algorithm. KEYS[1] the bucket; ARGV[1] emission interval (ms),
@@ -122,14 +123,13 @@ class RateLimiter:
         redis: AnyRedis,
         rules: dict[str, RuleSettings],
         *,
-        namespace: str,
-        key_prefix: str = "",
+        keys: KeySpace,
         enabled: bool = True,
     ) -> None:
         self.redis = redis
         self.rules = rules
         self.enabled = enabled
-        self._prefix = f"{key_prefix}{namespace}:ratelimit:v1:"
+        self._keys = keys
         self._script = redis.register_script(GCRA)
         self._leases: dict[tuple[str, str], _Lease] = {}
         # One lease refill in flight per bucket: concurrent requests queue behind it instead
@@ -142,7 +142,7 @@ class RateLimiter:
 
     def key(self, rule: str, identity: str) -> str:
         """The bucket of ``identity`` under ``rule``."""
-        return f"{self._prefix}{rule}:{{{identity_digest(identity)}}}"
+        return self._keys.tagged(f"ratelimit:{rule}", identity_digest(identity))
 
     async def check(self, checks: Sequence[tuple[str, str]]) -> list[RateLimitResult]:
         """Consume one request from each ``(rule, identity)``; raise on the first refusal.

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio.client import PubSub
 
-from servicekit.logging import get_logger
-from servicekit.redis import REDIS_ERRORS, AnyRedis
+from servicekit.observability.logging import get_logger
+from servicekit.redis.client import REDIS_ERRORS, AnyRedis
 
 # KEYS[1] generation; ARGV[1] channel, ARGV[2] payload. Returns the new generation.
 _PUBLISH = """

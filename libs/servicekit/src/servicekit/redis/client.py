@@ -129,8 +129,3 @@ async def ping(client: AnyRedis) -> None:
         await client.execute_command("PING", target_nodes=RedisCluster.PRIMARIES)
     else:
         await client.ping()
-
-
-def key(settings: ServiceSettings, entity: str, ident: object, *, version: int = 1) -> str:
-    """A namespaced key ``{prefix}{service}:{entity}:v{version}:{ident}``."""
-    return f"{settings.redis.key_prefix}{settings.service_name}:{entity}:v{version}:{ident}"

@@ -16,27 +16,27 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit import metrics
-from servicekit.client_ip import IPNetwork, client_ip
 from servicekit.context import RequestStats, request_id_var, request_stats_var, user_id_var
-from servicekit.error_handlers import cancelled_response, internal_error_response
-from servicekit.errors import problem_response
-from servicekit.logging import get_logger
-from servicekit.middleware.body_limit import declared_too_large, limit_receive, too_large_response
-from servicekit.middleware.rate_limit import (
+from servicekit.http.body_limit import declared_too_large, limit_receive, too_large_response
+from servicekit.http.client_ip import IPNetwork, client_ip
+from servicekit.http.error_handlers import cancelled_response, internal_error_response
+from servicekit.http.problem import problem_response
+from servicekit.http.rate_limits import (
     CLIENT_IP,
     RESULTS,
     add_rate_limit_headers,
     check_global_limit,
 )
-from servicekit.middleware.request_context import (
+from servicekit.http.request_log import (
     CLIENT_CLOSED_REQUEST,
     record_request,
     request_id,
     timing_headers,
 )
-from servicekit.middleware.security import HostPolicy, SecurityHeaders
-from servicekit.rate_limit import RateLimitResult
+from servicekit.http.security import HostPolicy, SecurityHeaders
+from servicekit.observability import metrics
+from servicekit.observability.logging import get_logger
+from servicekit.ratelimit.limiter import RateLimitResult
 
 log = get_logger("servicekit.access")
 

@@ -1,7 +1,7 @@
 """The problem+json answers of the app: errors mapped to HTTP in exactly one place.
 
 Unexpected exceptions are not handled here: Starlette would answer them outside every
-middleware (no request id header). :class:`servicekit.middleware.ChassisMiddleware` logs
+middleware (no request id header). :class:`servicekit.http.ChassisMiddleware` logs
 them with the request id and answers :func:`internal_error_response`, without a trace, SQL
 or secret.
 """
@@ -18,8 +18,10 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from servicekit.errors import AppError, code_for_status, database_error, problem_response, title
-from servicekit.logging import get_logger
+from servicekit.db.errors import database_error
+from servicekit.errors import AppError
+from servicekit.http.problem import code_for_status, problem_response, title
+from servicekit.observability.logging import get_logger
 
 log = get_logger("servicekit.errors")
 
