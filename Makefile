@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 SYNC := .venv/.synced
 
-.PHONY: help run test verify scale-test cluster-test check lint type imports bandit audit deploy-check fmt migrate docs clean
+.PHONY: help run test verify scale-test cluster-test check lint type imports pre-commit bandit audit deploy-check fmt migrate docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,10 +58,13 @@ lint: $(SYNC) ## ruff lint and format check
 	$(UV) run --frozen ruff format --check .
 
 type: $(SYNC) ## mypy strict
-	$(UV) run --frozen mypy libs/servicekit/src services/user_service/src libs/servicekit/tests services/user_service/tests
+	$(UV) run --frozen mypy libs/servicekit/src services/user_service/src libs/servicekit/tests services/user_service/tests scripts bench
 
 imports: $(SYNC) ## import-linter: layers point one way
 	$(UV) run --frozen lint-imports
+
+pre-commit: $(SYNC) ## Install the git hook: ruff, format check, mypy strict and import layers on each commit
+	$(UV) run --frozen pre-commit install
 
 bandit: $(SYNC) ## bandit security lint of the source (skips justified in pyproject [tool.bandit])
 	$(UV) run --frozen bandit -c pyproject.toml -r libs/servicekit/src services/user_service/src -q

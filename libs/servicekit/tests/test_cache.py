@@ -8,9 +8,8 @@ import time
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db import commit, rollback
+from servicekit.db import AsyncSession, commit, rollback
 from servicekit.redis import AnyRedis
 from servicekit.redis.cache import Cache
 from servicekit.settings import ServiceSettings

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Message, Receive, Scope, Send
 
-from servicekit.db import commit, on_commit, rollback
+from servicekit.db import AsyncSession, commit, on_commit, rollback
 from servicekit.testing import app_client
 
 from .conftest import Item

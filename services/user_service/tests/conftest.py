@@ -13,8 +13,9 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.db import AsyncSession
 from servicekit.db.migrations import alembic_config as make_alembic_config
 from servicekit.db.orm import utcnow
 from servicekit.settings import DatabaseSettings, Environment

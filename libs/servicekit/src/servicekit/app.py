@@ -4,55 +4,36 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.openapi.utils import get_openapi
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 
 from servicekit.db.engine import create_engine
-from servicekit.db.session import SessionHook, create_sessionmaker
-from servicekit.http import ChassisMiddleware
+from servicekit.db.session import create_sessionmaker
 from servicekit.http.client_ip import parse_networks
 from servicekit.http.error_handlers import install_error_handlers
 from servicekit.http.health import Readiness, database_check, health_router, redis_check
-from servicekit.http.problem import Problem, problem_responses
+from servicekit.http.middleware import ChassisMiddleware
+from servicekit.http.openapi import install_openapi
 from servicekit.observability import tracing
 from servicekit.observability.logging import configure_logging, get_logger
 from servicekit.observability.metrics import metrics_router
 from servicekit.ratelimit.limiter import RateLimiter
-from servicekit.redis.client import AnyRedis, create_redis, discover
+from servicekit.redis.client import create_redis, discover
 from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.redis.keys import KeySpace
 from servicekit.settings import ServiceSettings
-
-if TYPE_CHECKING:
-    from servicekit.auth.authenticator import Authenticator
+from servicekit.state import AppState
 
 log = get_logger(__name__)
 GC_YOUNG_THRESHOLD = 10_000
 
-
-class AppState(TypedDict):
-    """Lifespan state, available to dependencies as ``request.state.<key>``."""
-
-    settings: ServiceSettings
-    engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
-    redis: AnyRedis
-    readiness: Readiness
-    rate_limiter: RateLimiter
-    #: Hooks run on every request's database session (see ``servicekit.db.SessionHook``).
-    session_hooks: list[SessionHook]
-    #: Set by an auth start-up hook (``servicekit.auth.jwks_auth`` or the issuing service).
-    auth: NotRequired[Authenticator]
-
-
 #: A service hook run at start-up with the state (load keys, warm caches…); it may return
 #: an async cleanup callable run at shutdown.
 StartupHook = Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[dict[str, AppState]]]
 
 
 def create_app(
@@ -77,68 +58,11 @@ def create_app(
     configure_logging(settings)
     if tracer_provider is None and settings.tracing.enabled:
         tracer_provider = tracing.create_tracer_provider(settings)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
-        async with AsyncExitStack() as stack:
-            redis_url = settings.redis.url
-            if not redis_url:
-                # Single-process fallback; `serve` starts one server for all its workers.
-                embedded = EmbeddedRedis(settings.data_dir)
-                redis_url = embedded.start()
-                stack.callback(embedded.stop)
-            engine = create_engine(settings)
-            stack.push_async_callback(engine.dispose)
-            redis = create_redis(settings, redis_url)
-            stack.push_async_callback(redis.aclose)
-            await discover(redis)
-            readiness = Readiness(
-                checks={"database": database_check(engine), "redis": redis_check(redis)}
-            )
-            if tracer_provider is not None:
-                tracing.instrument_backends(engine, tracer_provider)
-                stack.callback(tracing.shutdown, tracer_provider)
-            state = AppState(
-                settings=settings,
-                engine=engine,
-                sessionmaker=create_sessionmaker(engine),
-                redis=redis,
-                readiness=readiness,
-                rate_limiter=RateLimiter(
-                    redis,
-                    settings.rate_limit.effective_rules(),
-                    keys=KeySpace.of(settings),
-                    enabled=settings.rate_limit.enabled,
-                ),
-                session_hooks=[],
-            )
-            for hook in on_startup:
-                cleanup = await hook(state)
-                if cleanup is not None:
-                    stack.push_async_callback(cleanup)
-            readiness.install_signal_hook()
-            stack.callback(readiness.remove_signal_hook)
-            # Everything built so far lives as long as the process: move it out of the
-            # collector's sight, or every full collection walks it again (measured: ~45 us
-            # of GC per request on GET /users/me before, ~12 after).
-            gc.collect()
-            gc.freeze()
-            # A young-generation collection every 10,000 net allocations instead of 700:
-            # requests free almost everything by reference counting, so the frequent
-            # collections found little (measured: +2-4 % on GET /users/me).
-            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-            log.info("app.started", environment=settings.environment.value)
-            try:
-                yield state
-            finally:
-                readiness.shutting_down = True
-                log.info("app.stopping")
-
     app = FastAPI(
         title=title or settings.service_name,
         version=version,
         description=description,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, on_startup, tracer_provider),
         debug=False,  # tracebacks never reach clients, whatever settings.debug says
         # servicekit owns telemetry (Prometheus, and OpenTelemetry through its tracing module);
         # FastAPI's native instrumentation would duplicate it, and asking whether it is
@@ -146,7 +70,92 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    _install_openapi(app)
+    install_openapi(app)
+    _add_middleware(app, settings)
+    if tracer_provider is not None:
+        tracing.instrument_app(app, tracer_provider)
+    # The service's routes first: FastAPI tries routes in order, and API traffic dominates.
+    for entry in routers:
+        prefix, router = entry if isinstance(entry, tuple) else ("", entry)
+        app.include_router(router, prefix=prefix)
+    app.include_router(health_router())
+    app.include_router(metrics_router())
+    return app
+
+
+def _lifespan(
+    settings: ServiceSettings, on_startup: Sequence[StartupHook], tracer_provider: Any
+) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        async with AsyncExitStack() as stack:
+            state = await _build_state(settings, stack)
+            if tracer_provider is not None:
+                tracing.instrument_backends(state.engine, tracer_provider)
+                stack.callback(tracing.shutdown, tracer_provider)
+            for hook in on_startup:
+                cleanup = await hook(state)
+                if cleanup is not None:
+                    stack.push_async_callback(cleanup)
+            state.readiness.install_signal_hook()
+            stack.callback(state.readiness.remove_signal_hook)
+            _freeze_startup_objects()
+            log.info("app.started", environment=settings.environment.value)
+            try:
+                yield state.as_lifespan_state()
+            finally:
+                state.readiness.shutting_down = True
+                log.info("app.stopping")
+
+    return lifespan
+
+
+async def _build_state(settings: ServiceSettings, stack: AsyncExitStack) -> AppState:
+    """Engine, Redis (embedded when no URL is set), readiness checks and the rate limiter;
+    each is closed by ``stack`` at shutdown."""
+    redis_url = settings.redis.url
+    if not redis_url:
+        # Single-process fallback; `serve` starts one server for all its workers.
+        embedded = EmbeddedRedis(settings.data_dir)
+        redis_url = embedded.start()
+        stack.callback(embedded.stop)
+    engine = create_engine(settings)
+    stack.push_async_callback(engine.dispose)
+    redis = create_redis(settings, redis_url)
+    stack.push_async_callback(redis.aclose)
+    await discover(redis)
+    keys = KeySpace.of(settings)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        redis=redis,
+        keys=keys,
+        readiness=Readiness(
+            checks={"database": database_check(engine), "redis": redis_check(redis)}
+        ),
+        rate_limiter=RateLimiter(
+            redis,
+            settings.rate_limit.effective_rules(),
+            keys=keys,
+            enabled=settings.rate_limit.enabled,
+        ),
+    )
+
+
+def _freeze_startup_objects() -> None:
+    # Everything built so far lives as long as the process: move it out of the collector's
+    # sight, or every full collection walks it again (measured: ~45 us of GC per request on
+    # GET /users/me before, ~12 after).
+    gc.collect()
+    gc.freeze()
+    # A young-generation collection every 10,000 net allocations instead of 700: requests
+    # free almost everything by reference counting, so the frequent collections found
+    # little (measured: +2-4 % on GET /users/me).
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
+def _add_middleware(app: FastAPI, settings: ServiceSettings) -> None:
     # add_middleware prepends: the last added runs first (outermost).
     if settings.http.cors_origins:
         app.add_middleware(
@@ -180,58 +189,3 @@ def create_app(
         access_log=settings.logging.access_log,
         hsts=settings.http.hsts,
     )
-    if tracer_provider is not None:
-        tracing.instrument_app(app, tracer_provider)
-
-    # The service's routes first: FastAPI tries routes in order, and API traffic dominates.
-    for entry in routers:
-        prefix, router = entry if isinstance(entry, tuple) else ("", entry)
-        app.include_router(router, prefix=prefix)
-    app.include_router(health_router())
-    app.include_router(metrics_router())
-    return app
-
-
-def _install_openapi(app: FastAPI) -> None:
-    """Publish the shared ``Problem`` schema referenced by every documented error."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            # Nested models (FieldError) become components too, so every `$ref` resolves.
-            components.update(problem.pop("$defs", {}))
-            components["Problem"] = problem
-            _document_common_errors(schema)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _document_common_errors(schema: dict[str, Any]) -> None:
-    """Document the errors every operation may answer, as problem+json.
-
-    An operation with a body may answer 400: FastAPI refuses a body it cannot decode (e.g.
-    JSON that is not UTF-8) before validation runs. FastAPI's default 422 entry names its own
-    ``HTTPValidationError`` JSON; the handlers answer a ``Problem`` instead.
-    """
-    problems = problem_responses(400, 422)
-    for item in schema.get("paths", {}).values():
-        for operation in item.values():
-            if not isinstance(operation, dict):
-                continue
-            responses = operation.setdefault("responses", {})
-            if "requestBody" in operation:
-                responses.setdefault("400", problems[400])
-            if "application/json" in responses.get("422", {}).get("content", {}):
-                responses["422"] = problems[422]
-    components = schema.get("components", {}).get("schemas", {})
-    for unused in ("HTTPValidationError", "ValidationError"):
-        components.pop(unused, None)

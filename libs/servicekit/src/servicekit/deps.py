@@ -3,47 +3,62 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db.session import ConnectionSource, get_db_session, get_read_connection_source
-from servicekit.http.rate_limits import CLIENT_IP, LIMITER, RESULTS
-from servicekit.ratelimit.limiter import RateLimiter, RateLimitResult
+from servicekit.context import current_request
+from servicekit.db.session import (
+    AsyncSession,
+    ConnectionSource,
+    get_db_session,
+    get_read_connection_source,
+)
 from servicekit.redis.client import AnyRedis
 from servicekit.settings import ServiceSettings
+from servicekit.state import AppState, app_state
+
+T = TypeVar("T")
+
+
+def component(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency returning the start-up component of type ``kind`` (a service, say):
+    alias it once per type, ``Users = Annotated[UserService, Depends(component(UserService))]``.
+    """
+
+    async def dependency(request: Request) -> T:
+        return app_state(request).get(kind)
+
+    dependency.__name__ = f"get_{kind.__name__}"
+    return dependency
+
+
+async def get_app_state(request: Request) -> AppState:
+    """The state the lifespan built."""
+    return app_state(request)
 
 
 async def get_redis(request: Request) -> AnyRedis:
     """The Redis client built in the lifespan."""
-    client: AnyRedis = request.state.redis
-    return client
+    return app_state(request).redis
 
 
 async def get_app_settings(request: Request) -> ServiceSettings:
     """The settings the app was built with."""
-    settings: ServiceSettings = request.state.settings
-    return settings
+    return app_state(request).settings
 
 
 def client_address(request: Request) -> str:
-    """The client's address as resolved by the rate-limit middleware (trusted proxies)."""
-    address: str | None = getattr(request.state, CLIENT_IP, None)
-    if address is None:
-        address = request.client.host if request.client else "unknown"
-    return address
+    """The client's address as resolved by the chassis middleware (trusted proxies)."""
+    context = current_request()
+    if context is not None:
+        return context.client_ip
+    return request.client.host if request.client else "unknown"
 
 
 async def check_rate_limits(request: Request, checks: Sequence[tuple[str, str]]) -> None:
     """Consume ``(rule, identity)`` pairs; 429/503 as an ``AppError`` when refused."""
-    limiter: RateLimiter | None = getattr(request.state, LIMITER, None)
-    if limiter is None:
-        return
-    results = await limiter.check(checks)
-    recorded: list[RateLimitResult] | None = getattr(request.state, RESULTS, None)
-    if recorded is not None:
-        recorded.extend(results)
+    await app_state(request).rate_limiter.check(checks)
 
 
 def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
@@ -56,6 +71,7 @@ def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
     return dependency
 
 
+State = Annotated[AppState, Depends(get_app_state)]
 #: One transaction per request, committed before the response is sent.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 RedisClient = Annotated[AnyRedis, Depends(get_redis)]

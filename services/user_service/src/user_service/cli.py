@@ -22,7 +22,7 @@ from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role
 from user_service.security import PasswordHasher
-from user_service.services.user import users
+from user_service.services.user import UserService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -105,8 +105,8 @@ async def _create_admin(settings: UserServiceSettings, email: str, password: str
     hasher = PasswordHasher(settings.password)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            user = await users.create(
-                session, hasher, email=email, password=password, role=Role.ADMIN, is_verified=True
+            user = await UserService(hasher).create(
+                session, email=email, password=password, role=Role.ADMIN, is_verified=True
             )
         log.info("admin.created", user_id=str(user.id), email=user.email)
     finally:

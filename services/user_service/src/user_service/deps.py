@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.auth import Authenticator, InvalidToken, Principal, require_scopes
-from servicekit.auth.deps import authenticate_token, get_authenticator
-from servicekit.db import ConnectionSource
-from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address
+from servicekit.auth import InvalidToken, Principal, require_scopes
+from servicekit.auth.deps import authenticate_token
+from servicekit.db import AsyncSession, ConnectionSource
+from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address, component
+from servicekit.state import app_state
+from user_service.config import UserServiceSettings
+from user_service.keys import PublishedJwks
 from user_service.models import IdempotencyKey, User
 from user_service.schemas.user import UserSnapshot
-from user_service.services.auth import ClientInfo
-from user_service.services.context import IdentityContext
+from user_service.services.account import AccountService
+from user_service.services.account_recovery import AccountRecoveryService
+from user_service.services.admin import AdminService
+from user_service.services.auth import AuthService, ClientInfo
 from user_service.services.idempotency import IdempotencyReplay, idempotency
-from user_service.services.token_admin import token_admin
-from user_service.services.user import users
-from user_service.services.user_cache import get_user_snapshot
+from user_service.services.session import SessionService
+from user_service.services.token_admin import TokenAdminService
+from user_service.services.user import UserService
+from user_service.services.user_cache import CachedUsers
 
 T = TypeVar("T")
 
@@ -36,16 +41,23 @@ _oauth2 = OAuth2PasswordBearer(
 )
 
 
-async def get_identity(request: Request) -> IdentityContext:
-    """The identity context built at start-up."""
-    ctx: IdentityContext = request.state.identity
-    return ctx
+async def get_service_settings(request: Request) -> UserServiceSettings:
+    """The user service's settings (the app was built with them)."""
+    return cast(UserServiceSettings, app_state(request).settings)
 
 
 async def get_jwks(request: Request) -> dict[str, Any]:
     """The published JWKS."""
-    jwks: dict[str, Any] = request.state.jwks
-    return jwks
+    return app_state(request).get(PublishedJwks).document
+
+
+Users = Annotated[UserService, Depends(component(UserService))]
+Auth = Annotated[AuthService, Depends(component(AuthService))]
+Accounts = Annotated[AccountService, Depends(component(AccountService))]
+AccountRecovery = Annotated[AccountRecoveryService, Depends(component(AccountRecoveryService))]
+UserAdmin = Annotated[AdminService, Depends(component(AdminService))]
+UserSessions = Annotated[SessionService, Depends(component(SessionService))]
+TokenAdmin = Annotated[TokenAdminService, Depends(component(TokenAdminService))]
 
 
 async def get_current_principal(
@@ -56,7 +68,9 @@ async def get_current_principal(
 
 
 async def get_current_user(
-    session: DbSession, principal: Annotated[Principal, Depends(get_current_principal)]
+    session: DbSession,
+    principal: Annotated[Principal, Depends(get_current_principal)],
+    users: Users,
 ) -> User:
     """The principal's user; a deleted or deactivated account invalidates its tokens."""
     user = await users.get_active(session, principal.user_id)
@@ -79,8 +93,7 @@ async def current_snapshot(request: Request, connections: ConnectionSource) -> U
     """
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     principal = await authenticate_token(request, token if scheme.lower() == "bearer" else None)
-    ctx: IdentityContext = request.state.identity
-    snapshot = await get_user_snapshot(ctx.user_cache, principal.user_id, connections)
+    snapshot = await app_state(request).get(CachedUsers).get(principal.user_id, connections)
     if snapshot is None or not snapshot.is_active:
         raise InvalidToken("The account of this access token is no longer active.")
     return snapshot
@@ -95,7 +108,7 @@ _introspection_client = HTTPBasic(
 
 
 async def get_introspection_client(
-    ctx: Annotated[IdentityContext, Depends(get_identity)],
+    token_admin: TokenAdmin,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(_introspection_client)],
 ) -> str:
     """The authenticated introspection client's id, or 401 ``invalid_client``.
@@ -103,7 +116,6 @@ async def get_introspection_client(
     A dependency, so a caller without credentials gets 401 before the form is validated.
     """
     return token_admin.authenticate_client(
-        ctx,
         credentials.username if credentials else None,
         credentials.password if credentials else None,
     )
@@ -211,8 +223,7 @@ async def get_if_match(
     return frozenset(versions)
 
 
-Identity = Annotated[IdentityContext, Depends(get_identity)]
-TokenAuthenticator = Annotated[Authenticator, Depends(get_authenticator)]
+Settings = Annotated[UserServiceSettings, Depends(get_service_settings)]
 IntrospectionClient = Annotated[str, Depends(get_introspection_client)]
 IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
@@ -225,17 +236,23 @@ Client = Annotated[ClientInfo, Depends(get_client_info)]
 Idempotency = Annotated[IdempotentRequest, Depends(get_idempotent_request)]
 
 __all__ = [
+    "AccountRecovery",
+    "Accounts",
     "AdminPrincipal",
+    "Auth",
     "Client",
     "CurrentPrincipal",
     "CurrentUser",
     "DbSession",
     "Idempotency",
-    "Identity",
     "IfMatch",
     "IntrospectionClient",
     "Jwks",
     "ReadConnections",
     "RedisClient",
-    "TokenAuthenticator",
+    "Settings",
+    "TokenAdmin",
+    "UserAdmin",
+    "UserSessions",
+    "Users",
 ]

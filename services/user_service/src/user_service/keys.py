@@ -107,3 +107,10 @@ def published_jwks(settings: UserServiceSettings, signing_key: SigningKey) -> di
         if jwk["kid"] not in {k["kid"] for k in keys}:
             keys.append(jwk)
     return {"keys": keys}
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedJwks:
+    """The JWKS document served at ``/.well-known/jwks.json`` (built at start-up)."""
+
+    document: dict[str, Any]

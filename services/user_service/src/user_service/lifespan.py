@@ -1,4 +1,6 @@
-"""Start-up of the identity parts: keys, hasher, token verification, denylist upkeep."""
+"""Start-up of the identity parts: keys, hasher, token verification, the services, denylist
+upkeep. Each service is built here with only the collaborators it uses and registered in
+the app state, where ``user_service.deps`` finds it by type."""
 
 from __future__ import annotations
 
@@ -7,102 +9,146 @@ from typing import Any, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from servicekit.app import AppState
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
 from servicekit.observability.logging import get_logger
-from servicekit.ratelimit.lockout import Lockout
-from servicekit.redis import REDIS_ERRORS, KeySpace
-from servicekit.redis.cache import Cache
+from servicekit.ratelimit import Lockout
+from servicekit.redis import REDIS_ERRORS, Cache
+from servicekit.state import AppState
 from user_service.config import UserServiceSettings
 from user_service.email import BackgroundEmailSender, build_email_sender
-from user_service.keys import load_signing_key, published_jwks
+from user_service.keys import PublishedJwks, load_signing_key, published_jwks
 from user_service.schemas.user import UserSnapshot
 from user_service.security import PasswordHasher
-from user_service.services.context import IdentityContext
-from user_service.services.revocation import DenylistMaintainer, database_revocation_check
-from user_service.services.user_cache import invalidate_user_writes
+from user_service.services.account import AccountService
+from user_service.services.account_recovery import AccountRecoveryService
+from user_service.services.admin import AdminService
+from user_service.services.auth import AuthService
+from user_service.services.revocation import (
+    DenylistMaintainer,
+    SessionRevoker,
+    database_revocation_check,
+    denylist_ttl_s,
+)
+from user_service.services.session import SessionService
+from user_service.services.token_admin import TokenAdminService
+from user_service.services.user import UserService
+from user_service.services.user_cache import CachedUsers, UserCache, invalidate_user_writes
 from user_service.tokens import TokenIssuer
 
 log = get_logger(__name__)
+Cleanup = Callable[[], Awaitable[None]]
 
 
-class UserServiceState(AppState):
-    """The chassis state plus what the identity endpoints read."""
-
-    identity: IdentityContext
-    jwks: dict[str, Any]
-
-
-async def identity_startup(state: AppState) -> Callable[[], Awaitable[None]]:
-    """Build the identity context and keep the revocation list complete while running."""
-    settings = cast(UserServiceSettings, state["settings"])
+async def identity_startup(state: AppState) -> Cleanup:
+    """Build the identity services and keep the revocation list complete while running."""
+    settings = cast(UserServiceSettings, state.settings)
     signing_key = load_signing_key(settings)
     jwks = published_jwks(settings, signing_key)
     hasher = PasswordHasher(settings.password)
-    keys = KeySpace.of(settings)
     denylist = SessionDenylist(
-        state["redis"],
-        keys=keys,
-        fallback=database_revocation_check(state["sessionmaker"]),
+        state.redis, keys=state.keys, fallback=database_revocation_check(state.sessionmaker)
     )
-    email_sender = BackgroundEmailSender(build_email_sender(settings))
-    ctx = IdentityContext(
-        settings=settings,
-        hasher=hasher,
-        issuer=TokenIssuer(settings.jwt, signing_key),
-        denylist=denylist,
-        user_cache=Cache(
-            state["redis"],
-            name="user",
-            model=UserSnapshot,
-            keys=keys,
-            ttl_s=settings.cache.user_ttl_s,
-            negative_ttl_s=settings.cache.negative_ttl_s,
-            enabled=settings.cache.enabled,
-            local_size=settings.cache.local_size,
-            local_ttl_s=settings.cache.local_ttl_s,
-        ),
-        lockout=Lockout(
-            state["redis"],
-            # "Let authentication through without Redis" covers the lockout check too.
-            settings.lockout.model_copy(
-                update={
-                    "fail_closed": settings.lockout.fail_closed
-                    and not settings.rate_limit.auth_fail_open
-                }
-            ),
-            keys=keys,
-        ),
-        limiter=state["rate_limiter"],
-        email_sender=email_sender,
+    state.auth = Authenticator(_verifier(settings, jwks), denylist)
+    user_cache = _user_cache(state, settings)
+    state.session_hooks.append(invalidate_user_writes(user_cache))
+    ttl_s = denylist_ttl_s(settings.jwt)
+    maintainer = DenylistMaintainer(denylist, user_cache, state.sessionmaker, ttl_s=ttl_s)
+    revoker = SessionRevoker(denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty)
+    mailer = BackgroundEmailSender(build_email_sender(settings))
+    state.provide(PublishedJwks(jwks))
+    state.provide(CachedUsers(user_cache))
+    _provide_services(state, settings, hasher, TokenIssuer(settings.jwt, signing_key), revoker)
+    state.provide(
+        AccountRecoveryService(
+            hasher=hasher,
+            limiter=state.rate_limiter,
+            revoker=revoker,
+            mailer=mailer,
+            settings=settings.email,
+        )
     )
-    state["session_hooks"].append(invalidate_user_writes(ctx.user_cache))
-    verifier = TokenVerifier(
+    await _start(maintainer, denylist, user_cache)
+
+    async def cleanup() -> None:
+        await user_cache.stop()
+        await denylist.stop()
+        await maintainer.stop()
+        await mailer.aclose()
+        hasher.close()
+
+    return cleanup
+
+
+def _verifier(settings: UserServiceSettings, jwks: dict[str, Any]) -> TokenVerifier:
+    """Verification of this service's own tokens, against the keys it publishes."""
+    return TokenVerifier(
         StaticKeySource(jwks),
         issuer=settings.jwt.issuer,
         audience=settings.jwt.audience,
         algorithms=sorted({key["alg"] for key in jwks["keys"]}),
     )
-    user_state = cast(UserServiceState, state)
-    user_state["auth"] = Authenticator(verifier, denylist)
-    user_state["identity"] = ctx
-    user_state["jwks"] = jwks
 
-    maintainer = DenylistMaintainer(ctx, state["sessionmaker"])
+
+def _user_cache(state: AppState, settings: UserServiceSettings) -> UserCache:
+    return Cache(
+        state.redis,
+        name="user",
+        model=UserSnapshot,
+        keys=state.keys,
+        ttl_s=settings.cache.user_ttl_s,
+        negative_ttl_s=settings.cache.negative_ttl_s,
+        enabled=settings.cache.enabled,
+        local_size=settings.cache.local_size,
+        local_ttl_s=settings.cache.local_ttl_s,
+    )
+
+
+def _provide_services(
+    state: AppState,
+    settings: UserServiceSettings,
+    hasher: PasswordHasher,
+    issuer: TokenIssuer,
+    revoker: SessionRevoker,
+) -> None:
+    # "Let authentication through without Redis" covers the lockout check too.
+    lockout_settings = settings.lockout.model_copy(
+        update={
+            "fail_closed": settings.lockout.fail_closed and not settings.rate_limit.auth_fail_open
+        }
+    )
+    state.provide(UserService(hasher))
+    state.provide(
+        AuthService(
+            hasher=hasher,
+            issuer=issuer,
+            lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
+            limiter=state.rate_limiter,
+            revoker=revoker,
+            jwt=settings.jwt,
+            refresh_secret=settings.secret_key.get_secret_value(),
+        )
+    )
+    state.provide(AccountService(hasher, revoker))
+    state.provide(SessionService(revoker))
+    state.provide(AdminService(revoker, state.get(CachedUsers)))
+    state.provide(
+        TokenAdminService(
+            revoker=revoker,
+            authenticator=state.authenticator(),
+            jwt=settings.jwt,
+            clients=settings.introspection,
+        )
+    )
+
+
+async def _start(
+    maintainer: DenylistMaintainer, denylist: SessionDenylist, user_cache: UserCache
+) -> None:
     try:
         await maintainer.rebuild()
     except (*REDIS_ERRORS, SQLAlchemyError, OSError) as exc:  # start anyway; readiness reports it
-        ctx.denylist_dirty = True
+        maintainer.mark_dirty()
         log.warning("auth.denylist_rebuild_deferred", error=repr(exc))
     maintainer.start()
     await denylist.start()
-    await ctx.user_cache.start()
-
-    async def cleanup() -> None:
-        await ctx.user_cache.stop()
-        await denylist.stop()
-        await maintainer.stop()
-        await email_sender.aclose()
-        hasher.close()
-
-    return cleanup
+    await user_cache.start()

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from user_service.models import Role, User
 
 from ..conftest import bearer, login, register

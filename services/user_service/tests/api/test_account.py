@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.db import AsyncSession
 from servicekit.testing import app_client, override_db_session
 from servicekit.testing.process import free_port
 from user_service.config import SmtpSettings, UserServiceSettings

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from user_service.models import Role, User
 
 from ..conftest import PASSWORD, bearer, login, register

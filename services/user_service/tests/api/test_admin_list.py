@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from user_service.models import Role
 
 from ..conftest import register

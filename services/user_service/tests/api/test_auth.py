@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from pwdlib.hashers.bcrypt import BcryptHasher
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from servicekit.testing import app_client, override_db_session
 from user_service.config import UserServiceSettings
 from user_service.main import create_app

@@ -9,8 +9,9 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from user_service.models import EmailToken, IdempotencyKey, User
 

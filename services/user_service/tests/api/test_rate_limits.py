@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from servicekit.ratelimit.lockout import LockoutSettings
 from servicekit.redis import AnyRedis
 from servicekit.settings import RuleSettings

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from servicekit.testing import app_client, override_db_session
 from user_service.config import IntrospectionSettings, UserServiceSettings
 from user_service.main import create_app

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from pydantic import SecretStr
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.db import AsyncSession
 from servicekit.testing import app_client, override_db_session
 from user_service.cli import main
 from user_service.config import UserServiceSettings

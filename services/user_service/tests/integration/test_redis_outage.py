@@ -23,9 +23,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.auth.denylist import denylist_prefix
+from servicekit.db import AsyncSession
 from servicekit.redis import AnyRedis
 from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.redis.keys import KeySpace

@@ -3,31 +3,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from user_service.config import PasswordSettings
 from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
 from user_service.models import Role
+from user_service.repositories import UserRepository
 from user_service.security import PasswordHasher
-from user_service.services.user import users
+from user_service.services.user import UserService
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def hasher() -> Iterator[PasswordHasher]:
-    instance = PasswordHasher(PasswordSettings())
-    yield instance
-    instance.close()
+def users() -> Iterator[UserService]:
+    hasher = PasswordHasher(PasswordSettings())
+    yield UserService(hasher)
+    hasher.close()
 
 
 class TestCreateUser:
     async def test_email_is_normalised_and_password_hashed(
-        self, db_session: AsyncSession, hasher: PasswordHasher
+        self, db_session: AsyncSession, users: UserService
     ) -> None:
-        user = await users.create(
-            db_session, hasher, email="  Ada@Example.COM ", password="correct horse"
-        )
+        user = await users.create(db_session, email="  Ada@Example.COM ", password="correct horse")
         assert user.email == "ada@example.com"
         assert user.password_hash.startswith("$argon2id$")
         assert "correct horse" not in user.password_hash
@@ -36,15 +35,13 @@ class TestCreateUser:
         assert user.created_at.tzinfo is not None
 
     async def test_duplicate_email_in_any_case_conflicts(
-        self, db_session: AsyncSession, hasher: PasswordHasher
+        self, db_session: AsyncSession, users: UserService
     ) -> None:
-        await users.create(db_session, hasher, email="grace@example.com", password="long enough")
+        await users.create(db_session, email="grace@example.com", password="long enough")
         with pytest.raises(EmailAlreadyRegistered):
-            await users.create(
-                db_session, hasher, email="GRACE@example.com", password="long enough"
-            )
+            await users.create(db_session, email="GRACE@example.com", password="long enough")
         # The failed insert rolled back only its savepoint; the session is still usable.
-        assert await users.get_by_email(db_session, "grace@example.com") is not None
+        assert await UserRepository.from_session(db_session).get_by_email("grace@example.com")
 
     @pytest.mark.parametrize(
         ("email", "password"),
@@ -55,7 +52,7 @@ class TestCreateUser:
         ],
     )
     async def test_password_policy(
-        self, db_session: AsyncSession, hasher: PasswordHasher, email: str, password: str
+        self, db_session: AsyncSession, users: UserService, email: str, password: str
     ) -> None:
         with pytest.raises(PasswordPolicyViolation):
-            await users.create(db_session, hasher, email=email, password=password)
+            await users.create(db_session, email=email, password=password)

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from servicekit.testing import app_client, override_db_session
 from user_service.config import UserServiceSettings
 from user_service.main import create_app

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.db import AsyncSession
 from user_service.models import TokenPurpose
 
 from ..conftest import PASSWORD, bearer, login, register, stored_link_token

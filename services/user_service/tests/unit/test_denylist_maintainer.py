@@ -8,10 +8,12 @@ import time
 from typing import cast
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from user_service.services.context import IdentityContext
+from servicekit.auth import SessionDenylist
+from servicekit.db import AsyncSession
 from user_service.services.revocation import DenylistMaintainer
+from user_service.services.user_cache import UserCache
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +23,12 @@ class SwallowingMaintainer(DenylistMaintainer):
     lands mid-call: the call simply returns."""
 
     def __init__(self) -> None:
-        super().__init__(cast(IdentityContext, None), cast(async_sessionmaker[AsyncSession], None))
+        super().__init__(
+            cast(SessionDenylist, None),
+            cast(UserCache, None),
+            cast(async_sessionmaker[AsyncSession], None),
+            ttl_s=60,
+        )
         self.checks = 0
 
     async def check_once(self) -> None:

@@ -14,28 +14,26 @@ from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.errors import InsufficientScope, NotAuthenticated
 from servicekit.auth.principal import Principal
 from servicekit.context import user_id_var
+from servicekit.state import app_state
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
 
 
 async def get_authenticator(request: Request) -> Authenticator:
-    """The authenticator built at start-up (``request.state.auth``).
+    """The authenticator built at start-up (``AppState.auth``).
 
     Dependencies here are ``async`` even when they do no I/O: FastAPI runs plain ``def``
     dependencies in a thread pool, a thread hop per request on the hot path.
     """
-    authenticator: Authenticator = request.state.auth
-    return authenticator
+    return app_state(request).authenticator()
 
 
 async def authenticate_token(request: Request, token: str | None) -> Principal:
     """Authenticate ``token`` and bind the user id into every later log line."""
     if not token:
         raise NotAuthenticated
-    authenticator: Authenticator = request.state.auth
-    principal = await authenticator.authenticate(token)
+    principal = await app_state(request).authenticator().authenticate(token)
     user_id_var.set(principal.user_id)  # logged from here on (the chassis resets it)
-    request.state.principal = principal
     return principal
 
 

@@ -14,7 +14,7 @@ from servicekit.auth.verifier import SUPPORTED_ALGORITHMS, TokenVerifier
 from servicekit.redis.keys import KeySpace
 
 if TYPE_CHECKING:
-    from servicekit.app import AppState
+    from servicekit.state import AppState
 
 
 def jwks_auth(
@@ -36,10 +36,9 @@ def jwks_auth(
 
     async def hook(state: AppState) -> Callable[[], Awaitable[None]]:
         keys = RemoteJWKS(jwks_url, ttl_s=jwks_ttl_s, client=http_client)
-        settings = state["settings"]
-        denylist = SessionDenylist(state["redis"], keys=KeySpace.of(settings, issuer_namespace))
+        denylist = SessionDenylist(state.redis, keys=KeySpace.of(state.settings, issuer_namespace))
         verifier = TokenVerifier(keys, issuer=issuer, audience=audience, algorithms=algorithms)
-        state["auth"] = Authenticator(verifier, denylist)
+        state.auth = Authenticator(verifier, denylist)
         await denylist.start()
 
         async def cleanup() -> None:

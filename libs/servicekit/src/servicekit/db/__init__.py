@@ -19,9 +19,11 @@ from servicekit.db.pagination import (
     keyset_order,
     page_from_rows,
 )
-from servicekit.db.repository import Repository
+from servicekit.db.repository import ReadRepository, Repository
 from servicekit.db.session import (
     AfterCommit,
+    AsyncReadSession,
+    AsyncSession,
     ConnectionSource,
     SessionHook,
     apply_session_hooks,
@@ -42,11 +44,14 @@ __all__ = [
     "READ_ONLY",
     "SQLITE_BEGIN_KEY",
     "AfterCommit",
+    "AsyncReadSession",
+    "AsyncSession",
     "ConnectionSource",
     "CursorPage",
     "InvalidCursor",
     "Keyset",
     "Page",
+    "ReadRepository",
     "Repository",
     "SessionHook",
     "TimestampMixin",

@@ -1,36 +1,29 @@
-"""Generic repository base: all SQL of a service lives in subclasses of :class:`Repository`."""
+"""Generic repository bases: all SQL of a service lives in their subclasses.
+
+A :class:`ReadRepository` takes any session, a read-only one included; a :class:`Repository`
+also writes, so mypy accepts only a writing :class:`~servicekit.db.session.AsyncSession`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, select
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.exc import StaleDataError
 
+from servicekit.db.session import AsyncReadSession, AsyncSession
 from servicekit.errors import PreconditionFailed
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
 
 
-class Repository(Generic[ModelT]):
-    """Data access for one model; holds the session, never commits (only flushes).
-
-    Subclasses set ``model`` and add domain-named query methods that return ORM objects,
-    ``None`` or ``(items, total)`` pages.
-    """
+class _Queries(Generic[ModelT]):
+    """The reads every repository has."""
 
     model: ClassVar[type[Any]]
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> Self:
-        """A repository bound to ``session``."""
-        return cls(session)
+    session: AsyncReadSession
 
     def select(self) -> Select[ModelT]:
         """A base ``SELECT`` of the model."""
@@ -51,14 +44,35 @@ class Repository(Generic[ModelT]):
         result = await self.session.execute(statement)
         return result.scalars().all()
 
-    async def paginate(
-        self, statement: Select[ModelT], *, limit: int, offset: int
-    ) -> tuple[Sequence[ModelT], int]:
-        """One page of ``statement`` and the total row count."""
-        count_stmt = select(func.count()).select_from(statement.order_by(None).subquery())
-        total = (await self.session.execute(count_stmt)).scalar_one()
-        items = await self.list(statement.limit(limit).offset(offset))
-        return items, total
+
+class ReadRepository(_Queries[ModelT]):
+    """Reads of one model, on any session.
+
+    Subclasses set ``model`` and add domain-named query methods that return ORM objects,
+    ``None`` or sequences.
+    """
+
+    def __init__(self, session: AsyncReadSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncReadSession) -> Self:
+        """A repository bound to ``session``."""
+        return cls(session)
+
+
+class Repository(_Queries[ModelT]):
+    """Reads and writes of one model; holds a writing session, never commits (only flushes)."""
+
+    session: AsyncSession
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_session(cls, session: AsyncSession) -> Self:
+        """A repository bound to ``session``."""
+        return cls(session)
 
     async def flush(self) -> None:
         """Flush pending changes; a lost optimistic-concurrency race becomes a 412."""

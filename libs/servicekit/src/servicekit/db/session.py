@@ -12,18 +12,32 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession as _SQLAlchemyAsyncSession
 from sqlalchemy.orm import Session
 
 from servicekit.db.engine import READ_ONLY
 from servicekit.errors import AppError
 from servicekit.observability.logging import get_logger
+from servicekit.state import app_state
+
+
+class AsyncReadSession(_SQLAlchemyAsyncSession):
+    """A session handed out for reads (:func:`read_only_session`).
+
+    The writing :class:`AsyncSession` is a subclass, so it goes wherever a read session is
+    asked for; a read session where a writing one is required is a type error (mypy). At
+    run time both are SQLAlchemy ``AsyncSession`` objects.
+    """
+
+
+class AsyncSession(AsyncReadSession):
+    """A session that may write: services and repositories ``flush()``, never commit."""
+
 
 AfterCommit = Callable[[], Awaitable[None]]
 #: Called with every request's session before use (e.g. to watch flushes for a cache).
 SessionHook = Callable[[AsyncSession], None]
-#: ``request.state`` key of the service's session hooks (a list set at start-up).
-SESSION_HOOKS = "session_hooks"
 _AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 _AFTER_COMMIT_KEY = "servicekit.after_commit"
 
@@ -32,10 +46,10 @@ log = get_logger(__name__)
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded attributes after commit (no lazy refresh in async code)."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, autoflush=False)
 
 
-def on_commit(session: AsyncSession | Session, callback: AfterCommit) -> None:
+def on_commit(session: _SQLAlchemyAsyncSession | Session, callback: AfterCommit) -> None:
     """Run ``callback`` after the session's transaction commits; dropped on rollback."""
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
 
@@ -78,7 +92,7 @@ async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSessi
 @asynccontextmanager
 async def read_only_session(
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
+) -> AsyncIterator[AsyncReadSession]:
     """A session for reads only: on SQLite it does not queue behind writers for the lock; on
     PostgreSQL it runs in autocommit, so a one-statement read is one round trip instead of
     three (BEGIN, the query, COMMIT). Reads of several statements see no common snapshot."""
@@ -115,7 +129,7 @@ def read_connection_source(request: Request) -> ConnectionSource:
     if override is not None:
         source: ConnectionSource = override()
         return source
-    engine: AsyncEngine = request.state.engine
+    engine = app_state(request).engine
     return lambda: read_only_connection(engine)
 
 
@@ -125,14 +139,12 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     Declare it with ``Depends(get_db_session, scope="function")`` so the commit happens
     before the response is sent.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.state.sessionmaker
-    async with sessionmaker() as session, request_transaction(session):
+    async with app_state(request).sessionmaker() as session, request_transaction(session):
         apply_session_hooks(request, session)
         yield session
 
 
 def apply_session_hooks(request: Request, session: AsyncSession) -> None:
-    """Run the service's session hooks (registered in ``state["session_hooks"]``)."""
-    hooks: list[SessionHook] = getattr(request.state, SESSION_HOOKS, [])
-    for hook in hooks:
+    """Run the service's session hooks (``AppState.session_hooks``)."""
+    for hook in app_state(request).session_hooks:
         hook(session)

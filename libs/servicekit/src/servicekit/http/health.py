@@ -25,6 +25,7 @@ from servicekit.db.engine import READ_ONLY
 from servicekit.http.problem import problem_response
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import AnyRedis, ping
+from servicekit.state import app_state
 
 HealthCheck = Callable[[], Awaitable[None]]
 CHECK_TIMEOUT_S = 1.0
@@ -113,7 +114,7 @@ def health_router() -> APIRouter:
         responses={503: {"description": "Not ready; the body names the failing checks."}},
     )
     async def ready(request: Request) -> Response:
-        readiness: Readiness = request.state.readiness
+        readiness = app_state(request).readiness
         if readiness.shutting_down:
             return problem_response(
                 status=503,

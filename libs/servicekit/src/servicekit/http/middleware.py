@@ -11,22 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit.context import RequestStats, request_id_var, request_stats_var, user_id_var
+from servicekit.context import RequestContext, request_context_var, request_id_var, user_id_var
 from servicekit.http.body_limit import declared_too_large, limit_receive, too_large_response
 from servicekit.http.client_ip import IPNetwork, client_ip
 from servicekit.http.error_handlers import cancelled_response, internal_error_response
 from servicekit.http.problem import problem_response
-from servicekit.http.rate_limits import (
-    CLIENT_IP,
-    RESULTS,
-    add_rate_limit_headers,
-    check_global_limit,
-)
+from servicekit.http.rate_limits import add_rate_limit_headers, check_global_limit
 from servicekit.http.request_log import (
     CLIENT_CLOSED_REQUEST,
     record_request,
@@ -36,7 +32,7 @@ from servicekit.http.request_log import (
 from servicekit.http.security import HostPolicy, SecurityHeaders
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
-from servicekit.ratelimit.limiter import RateLimitResult
+from servicekit.state import scope_app_state
 
 log = get_logger("servicekit.access")
 
@@ -80,50 +76,17 @@ class ChassisMiddleware:
         headers = {name: value for name, value in scope["headers"] if name in _WANTED}
         rid = request_id(headers.get(b"x-request-id"))
         path: str = scope.get("path", "")
-        stats = RequestStats()
-        results: list[RateLimitResult] = []
+        context = RequestContext()
         id_token = request_id_var.set(rid)
-        stats_token = request_stats_var.set(stats)
+        context_token = request_context_var.set(context)
         user_token = user_id_var.set(None)
-        started = time.perf_counter()
-        status = 500
-        response_started = False
+        response = _Response(time.perf_counter())
         in_flight = metrics.http_in_flight()
         in_flight.inc()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                raw = message.setdefault("headers", [])
-                if not isinstance(raw, list):
-                    raw = message["headers"] = list(raw)
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                raw.extend(timing_headers(rid, elapsed_ms, stats))
-                add_rate_limit_headers(raw, results)
-                self.security_headers.add(raw, path)
-            await send(message)
-
+        send_wrapper = self._sender(send, response, rid, path, context)
         try:
-            state = scope.setdefault("state", {})
-            ip = client_ip(scope, self.trusted_proxies)
-            state[CLIENT_IP] = ip
-            state[RESULTS] = results
-            refusal: Response | None
-            if not self.hosts.admits(path, headers.get(b"host", b"").decode("latin-1")):
-                refusal = problem_response(
-                    status=400,
-                    code="invalid_host",
-                    detail="The Host header is not served here.",
-                    instance=path,
-                )
-            elif declared_too_large(headers.get(b"content-length"), self.max_body_bytes):
-                refusal = too_large_response(self.max_body_bytes, path)
-            elif path.startswith(self.api_prefix):
-                refusal = await check_global_limit(state, ip, path, results)
-            else:
-                refusal = None
+            context.client_ip = client_ip(scope, self.trusted_proxies)
+            refusal = await self._refusal(scope, headers, path, context.client_ip)
             if refusal is not None:
                 await refusal(scope, receive, send_wrapper)
                 return
@@ -133,24 +96,72 @@ class ChassisMiddleware:
             await self.app(scope, inner_receive, send_wrapper)
         except ClientDisconnect:
             # The client went away before its body arrived: nobody to answer, not a fault.
-            status = CLIENT_CLOSED_REQUEST
+            response.status = CLIENT_CLOSED_REQUEST
             log.info("request.client_disconnected", path=path)
         except Exception as exc:
             log.error("request.unhandled_exception", exc_info=exc, path=path)
-            if response_started:
+            if response.started:
                 raise
             await internal_error_response(path)(scope, receive, send_wrapper)
         except asyncio.CancelledError:
             # Only the server cancels a request task: uvicorn, when the drain timeout ends.
             # Its own answer would be a plain-text 500; the task stays cancelled.
             log.warning("request.cancelled", path=path)
-            if not response_started:
+            if not response.started:
                 await cancelled_response(path)(scope, receive, send_wrapper)
             raise
         finally:
             in_flight.dec()
-            duration_s = time.perf_counter() - started
-            record_request(scope, status, duration_s, stats, access_log=self.access_log)
+            duration_s = time.perf_counter() - response.began
+            record_request(scope, response.status, duration_s, context, access_log=self.access_log)
             user_id_var.reset(user_token)
-            request_stats_var.reset(stats_token)
+            request_context_var.reset(context_token)
             request_id_var.reset(id_token)
+
+    def _sender(
+        self, send: Send, response: _Response, rid: str, path: str, context: RequestContext
+    ) -> Send:
+        """``send`` that adds the chassis' headers to the response start."""
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response.started = True
+                response.status = message["status"]
+                raw = message.setdefault("headers", [])
+                if not isinstance(raw, list):
+                    raw = message["headers"] = list(raw)
+                elapsed_ms = (time.perf_counter() - response.began) * 1000
+                raw.extend(timing_headers(rid, elapsed_ms, context))
+                add_rate_limit_headers(raw, context.rate_limits)
+                self.security_headers.add(raw, path)
+            await send(message)
+
+        return send_wrapper
+
+    async def _refusal(
+        self, scope: Scope, headers: dict[bytes, bytes], path: str, ip: str
+    ) -> Response | None:
+        """The answer to a request refused before the app sees it, or ``None``."""
+        if not self.hosts.admits(path, headers.get(b"host", b"").decode("latin-1")):
+            return problem_response(
+                status=400,
+                code="invalid_host",
+                detail="The Host header is not served here.",
+                instance=path,
+            )
+        if declared_too_large(headers.get(b"content-length"), self.max_body_bytes):
+            return too_large_response(self.max_body_bytes, path)
+        if path.startswith(self.api_prefix):
+            state = scope_app_state(scope)
+            if state is not None:
+                return await check_global_limit(state.rate_limiter, ip, path)
+        return None
+
+
+@dataclass(slots=True)
+class _Response:
+    """What the chassis learns of the response it passes through."""
+
+    began: float
+    status: int = 500
+    started: bool = False

@@ -9,24 +9,15 @@ from starlette.responses import Response
 from servicekit.http.problem import problem_response
 from servicekit.ratelimit.limiter import RateLimited, RateLimiter, RateLimitResult, most_restrictive
 
-#: ``scope["state"]`` keys shared with the route-level limits (``request.state`` reads them).
-CLIENT_IP = "client_ip"
-RESULTS = "rate_limit_results"
-LIMITER = "rate_limiter"
 GLOBAL_RULE = "global_ip"
 
 RawHeaders = list[tuple[bytes, bytes]]
 
 
-async def check_global_limit(
-    state: dict[str, object], ip: str, path: str, results: list[RateLimitResult]
-) -> Response | None:
-    """Apply ``global_ip`` to ``ip`` (results are appended); a 429 response when refused."""
-    limiter = state.get(LIMITER)
-    if not isinstance(limiter, RateLimiter):
-        return None
+async def check_global_limit(limiter: RateLimiter, ip: str, path: str) -> Response | None:
+    """Apply ``global_ip`` to ``ip`` (the result joins the request's); a 429 when refused."""
     try:
-        results.extend(await limiter.check([(GLOBAL_RULE, ip)]))
+        await limiter.check([(GLOBAL_RULE, ip)])
     except RateLimited as exc:
         return problem_response(
             status=exc.status_code,

@@ -7,7 +7,7 @@ import re
 
 from starlette.types import Scope
 
-from servicekit.context import RequestStats
+from servicekit.context import RequestContext
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 
@@ -33,7 +33,7 @@ def request_id(incoming: bytes | None) -> str:
 
 
 def timing_headers(
-    request_id: str, elapsed_ms: float, stats: RequestStats
+    request_id: str, elapsed_ms: float, stats: RequestContext
 ) -> list[tuple[bytes, bytes]]:
     """``X-Request-ID`` and ``Server-Timing`` (total and database time)."""
     timing = f'app;dur={elapsed_ms:.2f}, db;dur={stats.query_ms:.2f};desc="{stats.queries} queries"'
@@ -59,7 +59,7 @@ def route_template(scope: Scope) -> str:
 
 
 def record_request(
-    scope: Scope, status: int, duration_s: float, stats: RequestStats, *, access_log: bool
+    scope: Scope, status: int, duration_s: float, stats: RequestContext, *, access_log: bool
 ) -> None:
     """Count the request, observe its latency and write its access-log line."""
     route = route_template(scope)

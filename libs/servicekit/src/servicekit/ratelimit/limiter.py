@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from servicekit.context import record_rate_limits
 from servicekit.errors import AppError, ServiceUnavailable
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
@@ -148,7 +149,8 @@ class RateLimiter:
         """Consume one request from each ``(rule, identity)``; raise on the first refusal.
 
         Raises :class:`RateLimited` (429) or, when Redis fails and a rule fails closed,
-        :class:`RateLimitUnavailable` (503). Unknown rule names are ignored.
+        :class:`RateLimitUnavailable` (503). Unknown rule names are ignored. The results
+        join the current request's, so its ``RateLimit-*`` headers name the tightest.
         """
         active = [(name, ident) for name, ident in checks if name in self.rules]
         if not self.enabled or not active:
@@ -175,6 +177,7 @@ class RateLimiter:
             if closed:
                 raise RateLimitUnavailable from exc
             return []
+        record_rate_limits(results)
         return results
 
     def _from_lease(self, rule: str, identity: str) -> RateLimitResult | None:

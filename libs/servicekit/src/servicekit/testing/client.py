@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp
 
 from servicekit.db.session import (
+    AsyncSession,
     apply_session_hooks,
     get_db_session,
     get_read_connection_source,

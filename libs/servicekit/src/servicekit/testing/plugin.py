@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from servicekit.db.engine import SQLITE_BEGIN_KEY, create_engine
+from servicekit.db.session import AsyncSession
 from servicekit.redis import AnyRedis, create_redis, discover
 from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.settings import DatabaseSettings, Environment, ServiceSettings

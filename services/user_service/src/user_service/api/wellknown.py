@@ -6,25 +6,27 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from user_service.deps import Identity, Jwks
+from user_service.deps import Jwks, Settings
 
 router = APIRouter(prefix="/.well-known", tags=["discovery"])
 
 
 @router.get("/jwks.json")
-async def jwks(keys: Jwks, ctx: Identity, response: Response) -> dict[str, Any]:
+async def jwks(keys: Jwks, settings: Settings, response: Response) -> dict[str, Any]:
     """The public keys that verify access tokens (the active key and rotated ones)."""
-    response.headers["Cache-Control"] = f"public, max-age={ctx.settings.jwt.jwks_max_age_s}"
+    response.headers["Cache-Control"] = f"public, max-age={settings.jwt.jwks_max_age_s}"
     return keys
 
 
 @router.get("/openid-configuration")
-async def openid_configuration(keys: Jwks, ctx: Identity, response: Response) -> dict[str, Any]:
+async def openid_configuration(
+    keys: Jwks, settings: Settings, response: Response
+) -> dict[str, Any]:
     """Where the endpoints are and what they support."""
-    issuer = ctx.settings.jwt.issuer.rstrip("/")
+    issuer = settings.jwt.issuer.rstrip("/")
     response.headers["Cache-Control"] = "public, max-age=300"
     return {
-        "issuer": ctx.settings.jwt.issuer,
+        "issuer": settings.jwt.issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/api/v1/auth/login",
         "revocation_endpoint": f"{issuer}/api/v1/auth/revoke",

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from servicekit.db.repository import Repository
+from servicekit.db.repository import ReadRepository, Repository
 from user_service.models import RotatedRefreshToken, Session
 
 
@@ -79,6 +79,12 @@ class SessionRepository(Repository[Session]):
             statement = statement.where(Session.id != except_id)
         result = await self.session.execute(statement.execution_options(synchronize_session=False))
         return list(result.scalars().all())
+
+
+class RevokedSessionReader(ReadRepository[Session]):
+    """Revocation reads, on any session (the denylist's rebuild and fallback read only)."""
+
+    model = Session
 
     async def revoked_since(self, since: datetime) -> Sequence[tuple[uuid.UUID, datetime]]:
         """Sessions revoked at or after ``since`` (to rebuild the denylist)."""

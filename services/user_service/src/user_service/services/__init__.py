@@ -1,1 +1,1 @@
-"""Business rules of the user service; each module exposes a singleton service."""
+"""Business rules of the user service; each service is built at start-up with what it uses."""

@@ -5,21 +5,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from servicekit.db import AsyncSession
 from servicekit.observability.logging import get_logger
 from user_service.errors import WrongPassword
 from user_service.models import User
 from user_service.repositories import UserRepository
-from user_service.services.context import IdentityContext
+from user_service.security import PasswordHasher
 from user_service.services.preconditions import check_version
-from user_service.services.revocation import revoke_sessions
+from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
 
 
 class AccountService:
     """Rules for a user acting on their own account; never commits."""
+
+    def __init__(self, hasher: PasswordHasher, revoker: SessionRevoker) -> None:
+        self.hasher = hasher
+        self.revoker = revoker
 
     async def update_profile(
         self,
@@ -39,7 +42,6 @@ class AccountService:
     async def change_password(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
         *,
         user: User,
         current_password: str,
@@ -47,29 +49,24 @@ class AccountService:
         current_session_id: uuid.UUID,
     ) -> None:
         """Set a new password and sign out every other session."""
-        await self._confirm_password(ctx, user, current_password)
-        ctx.hasher.check_policy(new_password, email=user.email)
-        user.password_hash = await ctx.hasher.hash(new_password)
+        await self._confirm_password(user, current_password)
+        self.hasher.check_policy(new_password, email=user.email)
+        user.password_hash = await self.hasher.hash(new_password)
         await UserRepository.from_session(session).flush()
-        await revoke_sessions(
-            session, ctx, user_id=user.id, reason="password_changed", except_id=current_session_id
+        await self.revoker.revoke(
+            session, user_id=user.id, reason="password_changed", except_id=current_session_id
         )
         log.info("user.password_changed", user_id=str(user.id))
 
-    async def delete(
-        self, session: AsyncSession, ctx: IdentityContext, *, user: User, password: str
-    ) -> None:
+    async def delete(self, session: AsyncSession, *, user: User, password: str) -> None:
         """Delete the account after re-checking the password; its tokens stop working."""
-        await self._confirm_password(ctx, user, password)
+        await self._confirm_password(user, password)
         # Revoke first: the ids must reach the denylist before the rows cascade away.
-        await revoke_sessions(session, ctx, user_id=user.id, reason="account_deleted")
+        await self.revoker.revoke(session, user_id=user.id, reason="account_deleted")
         await UserRepository.from_session(session).delete(user)
         log.info("user.deleted", user_id=str(user.id))
 
-    async def _confirm_password(self, ctx: IdentityContext, user: User, password: str) -> None:
-        valid, _ = await ctx.hasher.verify(password, user.password_hash)
+    async def _confirm_password(self, user: User, password: str) -> None:
+        valid, _ = await self.hasher.verify(password, user.password_hash)
         if not valid:
             raise WrongPassword
-
-
-account = AccountService()

@@ -15,18 +15,17 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from servicekit.db import on_commit
+from servicekit.db import AsyncSession, on_commit
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
-from user_service.email import OutgoingEmail
+from servicekit.ratelimit import RateLimiter
+from user_service.config import EmailSettings
+from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
-from user_service.security import normalize_email
-from user_service.services.context import IdentityContext
-from user_service.services.revocation import revoke_sessions
+from user_service.security import PasswordHasher, normalize_email
+from user_service.services.revocation import SessionRevoker
 from user_service.tokens import hash_token, new_opaque_token
 
 log = get_logger(__name__)
@@ -38,28 +37,40 @@ RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 - a path, not a password
 class AccountRecoveryService:
     """Issues and redeems emailed tokens; never commits."""
 
-    async def request_verification(
-        self, session: AsyncSession, ctx: IdentityContext, *, email: str
+    def __init__(
+        self,
+        *,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+        revoker: SessionRevoker,
+        mailer: EmailSender,
+        settings: EmailSettings,
     ) -> None:
+        self.hasher = hasher
+        self.limiter = limiter
+        self.revoker = revoker
+        self.mailer = mailer
+        self.settings = settings
+
+    async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address;
         do nothing otherwise (the caller answers the same either way)."""
         # Limited per address whether or not it is registered: the limit reveals nothing.
-        await ctx.limiter.check([("verify_email_email", normalize_email(email))])
+        await self.limiter.check([("verify_email_email", normalize_email(email))])
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active or user.is_verified:
             return
-        minutes = ctx.settings.email.verification_ttl_minutes
+        minutes = self.settings.verification_ttl_minutes
         token = await self._issue(session, user, TokenPurpose.VERIFY_EMAIL, minutes)
-        link = _link(ctx, VERIFY_EMAIL_PATH, token)
+        link = self._link(VERIFY_EMAIL_PATH, token)
         text = (
             "Please confirm your email address by opening this link:\n\n"
             f"{link}\n\n"
             f"The link is valid for {_duration(minutes)} and works once. "
             "If you did not create an account, ignore this email.\n"
         )
-        _mail_after_commit(
+        self._mail_after_commit(
             session,
-            ctx,
             OutgoingEmail(
                 to=user.email,
                 subject="Confirm your email address",
@@ -69,9 +80,7 @@ class AccountRecoveryService:
             ),
         )
 
-    async def confirm_verification(
-        self, session: AsyncSession, ctx: IdentityContext, *, token: str
-    ) -> User:
+    async def confirm_verification(self, session: AsyncSession, *, token: str) -> User:
         """Mark the token's user verified; raises :class:`InvalidOrExpiredLink`."""
         user = await self._redeem(session, token, TokenPurpose.VERIFY_EMAIL)
         user.is_verified = True
@@ -79,17 +88,15 @@ class AccountRecoveryService:
         log.info("user.email_verified", user_id=str(user.id))
         return user
 
-    async def request_password_reset(
-        self, session: AsyncSession, ctx: IdentityContext, *, email: str
-    ) -> None:
+    async def request_password_reset(self, session: AsyncSession, *, email: str) -> None:
         """Mail a reset link to an active account with this address; do nothing otherwise."""
-        await ctx.limiter.check([("password_reset_email", normalize_email(email))])
+        await self.limiter.check([("password_reset_email", normalize_email(email))])
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active:
             return
-        minutes = ctx.settings.email.password_reset_ttl_minutes
+        minutes = self.settings.password_reset_ttl_minutes
         token = await self._issue(session, user, TokenPurpose.PASSWORD_RESET, minutes)
-        link = _link(ctx, RESET_PASSWORD_PATH, token)
+        link = self._link(RESET_PASSWORD_PATH, token)
         text = (
             "Someone, hopefully you, asked to reset the password of your account. "
             "Choose a new password here:\n\n"
@@ -98,9 +105,8 @@ class AccountRecoveryService:
             "you out on every device. If you did not ask for this, ignore this email: "
             "your password stays unchanged.\n"
         )
-        _mail_after_commit(
+        self._mail_after_commit(
             session,
-            ctx,
             OutgoingEmail(
                 to=user.email,
                 subject="Reset your password",
@@ -110,19 +116,17 @@ class AccountRecoveryService:
             ),
         )
 
-    async def reset_password(
-        self, session: AsyncSession, ctx: IdentityContext, *, token: str, new_password: str
-    ) -> None:
+    async def reset_password(self, session: AsyncSession, *, token: str, new_password: str) -> None:
         """Set a new password and revoke every session of the user.
 
         Raises :class:`InvalidOrExpiredLink` or ``PasswordPolicyViolation``; the latter rolls
         the transaction back, so the token stays usable for a better password.
         """
         user = await self._redeem(session, token, TokenPurpose.PASSWORD_RESET)
-        ctx.hasher.check_policy(new_password, email=user.email)
-        user.password_hash = await ctx.hasher.hash(new_password)
+        self.hasher.check_policy(new_password, email=user.email)
+        user.password_hash = await self.hasher.hash(new_password)
         await session.flush()
-        await revoke_sessions(session, ctx, user_id=user.id, reason="password_reset")
+        await self.revoker.revoke(session, user_id=user.id, reason="password_reset")
         log.info("user.password_reset", user_id=str(user.id))
 
     async def _issue(
@@ -160,10 +164,15 @@ class AccountRecoveryService:
         record.used_at = now
         return user
 
+    def _link(self, path: str, token: str) -> str:
+        base = self.settings.frontend_url.rstrip("/")
+        return f"{base}{path}?{urlencode({'token': token})}"
 
-def _link(ctx: IdentityContext, path: str, token: str) -> str:
-    base = ctx.settings.email.frontend_url.rstrip("/")
-    return f"{base}{path}?{urlencode({'token': token})}"
+    def _mail_after_commit(self, session: AsyncSession, message: OutgoingEmail) -> None:
+        async def send() -> None:
+            await self.mailer.send(message)
+
+        on_commit(session, send)
 
 
 def _duration(minutes: int) -> str:
@@ -171,13 +180,3 @@ def _duration(minutes: int) -> str:
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     hours = minutes // 60
     return f"{hours} hour{'s' if hours != 1 else ''}"
-
-
-def _mail_after_commit(session: AsyncSession, ctx: IdentityContext, message: OutgoingEmail) -> None:
-    async def send() -> None:
-        await ctx.email_sender.send(message)
-
-    on_commit(session, send)
-
-
-account_recovery = AccountRecoveryService()

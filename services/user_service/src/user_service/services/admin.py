@@ -11,9 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from servicekit.db import ConnectionSource
+from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.db.pagination import Keyset, Page, decode_cursor, page_from_rows
 from servicekit.observability.logging import get_logger
 from user_service.errors import CannotModifySelf, UserNotFound
@@ -21,10 +19,9 @@ from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository
 from user_service.schemas.user import UserSnapshot
 from user_service.security import normalize_email
-from user_service.services.context import IdentityContext
 from user_service.services.preconditions import check_version
-from user_service.services.revocation import revoke_sessions
-from user_service.services.user_cache import get_user_snapshot
+from user_service.services.revocation import SessionRevoker
+from user_service.services.user_cache import CachedUsers
 
 log = get_logger(__name__)
 
@@ -35,6 +32,10 @@ def _position(user: User) -> Keyset:
 
 class AdminService:
     """User management for administrators; never commits."""
+
+    def __init__(self, revoker: SessionRevoker, cached_users: CachedUsers) -> None:
+        self.revoker = revoker
+        self.cached_users = cached_users
 
     async def list_users(
         self,
@@ -61,14 +62,12 @@ class AdminService:
         )
         return page_from_rows(rows, limit=limit, key=_position, descending=descending)
 
-    async def get_user(
-        self, connections: ConnectionSource, ctx: IdentityContext, user_id: uuid.UUID
-    ) -> UserSnapshot:
+    async def get_user(self, connections: ConnectionSource, user_id: uuid.UUID) -> UserSnapshot:
         """The user with this id, through the user cache; raises ``UserNotFound``.
 
         ``connections`` opens a read-only connection, on a cache miss only.
         """
-        snapshot = await get_user_snapshot(ctx.user_cache, user_id, connections)
+        snapshot = await self.cached_users.get(user_id, connections)
         if snapshot is None:
             raise UserNotFound
         return snapshot
@@ -83,7 +82,6 @@ class AdminService:
     async def update_user(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
         *,
         actor_id: uuid.UUID,
         user_id: uuid.UUID,
@@ -113,9 +111,9 @@ class AdminService:
         # Flush first: a lost version race fails here, before any session is revoked.
         await UserQueryRepository.from_session(session).flush()
         if is_active is False:  # again on an inactive user: harmless, and closes any stragglers
-            await revoke_sessions(session, ctx, user_id=user.id, reason="deactivated")
+            await self.revoker.revoke(session, user_id=user.id, reason="deactivated")
         elif "role" in changes:
-            await revoke_sessions(session, ctx, user_id=user.id, reason="role_changed")
+            await self.revoker.revoke(session, user_id=user.id, reason="role_changed")
         if changes:
             log.info(
                 "admin.user_updated",
@@ -128,7 +126,6 @@ class AdminService:
     async def delete_user(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
         *,
         actor_id: uuid.UUID,
         user_id: uuid.UUID,
@@ -144,9 +141,6 @@ class AdminService:
             raise CannotModifySelf
         # Revoke before deleting: the cascade removes the session rows, and the denylist
         # (published after commit) needs their ids.
-        await revoke_sessions(session, ctx, user_id=user.id, reason="deleted")
+        await self.revoker.revoke(session, user_id=user.id, reason="deleted")
         await UserQueryRepository.from_session(session).delete(user)
         log.info("admin.user_deleted", actor_id=str(actor_id), target_user_id=str(user.id))
-
-
-admin = AdminService()

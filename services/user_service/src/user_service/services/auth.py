@@ -6,19 +6,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.ratelimit import Lockout, RateLimiter
+from user_service.config import JwtSettings
 from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
 from user_service.models import Session, User
 from user_service.repositories import SessionRepository, UserRepository
-from user_service.security import normalize_email
-from user_service.services.context import IdentityContext
-from user_service.services.revocation import revoke_sessions
+from user_service.security import PasswordHasher, normalize_email
+from user_service.services.revocation import SessionRevoker
 from user_service.tokens import (
     ROLE_SCOPES,
+    TokenIssuer,
     hash_token,
     new_opaque_token,
     successor_refresh_token,
@@ -49,10 +50,29 @@ class ClientInfo:
 class AuthService:
     """Token issuance rules; never commits."""
 
+    def __init__(
+        self,
+        *,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        lockout: Lockout,
+        limiter: RateLimiter,
+        revoker: SessionRevoker,
+        jwt: JwtSettings,
+        refresh_secret: str,
+    ) -> None:
+        self.hasher = hasher
+        self.issuer = issuer
+        self.lockout = lockout
+        self.limiter = limiter
+        self.revoker = revoker
+        self.jwt = jwt
+        #: Derives a rotated refresh token's successor (see ``successor_refresh_token``).
+        self.refresh_secret = refresh_secret
+
     async def login(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
         *,
         email: str,
         password: str,
@@ -64,22 +84,22 @@ class AuthService:
         so their answers reveal nothing either.
         """
         account = normalize_email(email)
-        await ctx.limiter.check([("login_account", account)])
-        await ctx.lockout.ensure_unlocked(account)
+        await self.limiter.check([("login_account", account)])
+        await self.lockout.ensure_unlocked(account)
         users = UserRepository.from_session(session)
         user = await users.get_by_email(account, share_lock=True)
         if user is None:
-            await ctx.hasher.verify_dummy(password)
+            await self.hasher.verify_dummy(password)
             metrics.auth_failures().labels("unknown_email").inc()
-            await ctx.lockout.record_failure(account)
+            await self.lockout.record_failure(account)
             raise InvalidCredentials
-        valid, new_hash = await ctx.hasher.verify(password, user.password_hash)
+        valid, new_hash = await self.hasher.verify(password, user.password_hash)
         if not valid or not user.is_active:
             metrics.auth_failures().labels("wrong_password" if not valid else "inactive").inc()
             log.info("user.login.failed", user_id=str(user.id))
-            await ctx.lockout.record_failure(account)
+            await self.lockout.record_failure(account)
             raise InvalidCredentials
-        await ctx.lockout.clear(account)
+        await self.lockout.clear(account)
         if new_hash is not None:  # parameters changed or an imported bcrypt hash
             upgraded = await users.upgrade_password_hash(user.id, user.password_hash, new_hash)
             log.info("user.password_rehash", user_id=str(user.id), done=upgraded)
@@ -92,17 +112,15 @@ class AuthService:
             refresh_token_hash=hash_token(refresh_token),
             created_at=now,
             last_used_at=now,
-            expires_at=now + timedelta(days=ctx.settings.jwt.refresh_token_ttl_days),
+            expires_at=now + timedelta(days=self.jwt.refresh_token_ttl_days),
             user_agent=(client.user_agent or "")[:512] or None,
             ip=client.ip,
         )
         await SessionRepository.from_session(session).add(record)
         log.info("user.login.succeeded", user_id=str(user.id), session_id=str(record.id))
-        return self._pair(ctx, user, record, refresh_token)
+        return self._pair(user, record, refresh_token)
 
-    async def refresh(
-        self, session: AsyncSession, ctx: IdentityContext, *, refresh_token: str
-    ) -> TokenPair:
+    async def refresh(self, session: AsyncSession, *, refresh_token: str) -> TokenPair:
         """Rotate the refresh token (RFC 9700 §4.14).
 
         A token used again after rotation revokes its session — unless it comes back
@@ -111,21 +129,19 @@ class AuthService:
         """
         repo = SessionRepository.from_session(session)
         token_hash = hash_token(refresh_token)
-        successor = successor_refresh_token(
-            ctx.settings.secret_key.get_secret_value(), refresh_token
-        )
+        successor = successor_refresh_token(self.refresh_secret, refresh_token)
         current = await repo.get_by_refresh_hash(token_hash, lock=True)
         # Every clock reading follows the lock: a request that waited behind a rotation
         # must not be judged, or stamp the rotation, with a time taken before it.
         now = utcnow()
         if current is not None:
-            await ctx.limiter.check([("refresh_session", str(current.id))])
+            await self.limiter.check([("refresh_session", str(current.id))])
             user = await self._usable(session, current, now)
             await repo.add_rotated(token_hash, current.id, now)
             current.refresh_token_hash = hash_token(successor)
             current.last_used_at = now
             await session.flush()
-            return self._pair(ctx, user, current, successor)
+            return self._pair(user, current, successor)
 
         rotated = await repo.get_rotated(token_hash)
         if rotated is None:
@@ -134,39 +150,32 @@ class AuthService:
         record = await repo.get_locked(rotated.session_id)
         if record is None or record.revoked_at is not None:
             raise InvalidGrant
-        grace = timedelta(seconds=ctx.settings.jwt.refresh_grace_seconds)
+        grace = timedelta(seconds=self.jwt.refresh_grace_seconds)
         now = utcnow()
         current_successor = record.refresh_token_hash == hash_token(successor)
         if current_successor and within_grace(now - rotated.rotated_at, grace):
-            await ctx.limiter.check([("refresh_session", str(record.id))])
+            await self.limiter.check([("refresh_session", str(record.id))])
             user = await self._usable(session, record, now)
-            return self._pair(ctx, user, record, successor)
+            return self._pair(user, record, successor)
 
-        await revoke_sessions(
-            session, ctx, user_id=record.user_id, session_ids=[record.id], reason="refresh_reuse"
+        await self.revoker.revoke(
+            session, user_id=record.user_id, session_ids=[record.id], reason="refresh_reuse"
         )
         metrics.auth_failures().labels("refresh_token_reuse").inc()
         log.warning("auth.refresh_token_reuse", session_id=str(record.id))
         raise RefreshTokenReuse
 
     async def logout(
-        self,
-        session: AsyncSession,
-        ctx: IdentityContext,
-        *,
-        user_id: uuid.UUID,
-        session_id: uuid.UUID,
+        self, session: AsyncSession, *, user_id: uuid.UUID, session_id: uuid.UUID
     ) -> None:
         """Revoke one session."""
-        await revoke_sessions(
-            session, ctx, user_id=user_id, session_ids=[session_id], reason="logout"
+        await self.revoker.revoke(
+            session, user_id=user_id, session_ids=[session_id], reason="logout"
         )
 
-    async def logout_all(
-        self, session: AsyncSession, ctx: IdentityContext, *, user_id: uuid.UUID
-    ) -> None:
+    async def logout_all(self, session: AsyncSession, *, user_id: uuid.UUID) -> None:
         """Revoke every session of the user."""
-        await revoke_sessions(session, ctx, user_id=user_id, reason="logout_all")
+        await self.revoker.revoke(session, user_id=user_id, reason="logout_all")
 
     async def _usable(self, session: AsyncSession, record: Session, now: datetime) -> User:
         if record.revoked_at is not None or record.expires_at <= now:
@@ -176,11 +185,9 @@ class AuthService:
             raise InvalidGrant
         return user
 
-    def _pair(
-        self, ctx: IdentityContext, user: User, record: Session, refresh_token: str
-    ) -> TokenPair:
+    def _pair(self, user: User, record: Session, refresh_token: str) -> TokenPair:
         scopes = ROLE_SCOPES[user.role]
-        access = ctx.issuer.access_token(user_id=user.id, session_id=record.id, scopes=scopes)
+        access = self.issuer.access_token(user_id=user.id, session_id=record.id, scopes=scopes)
         return TokenPair(
             access_token=access.token,
             expires_in=access.expires_in,
@@ -188,9 +195,6 @@ class AuthService:
             scope=" ".join(scopes),
             session_id=record.id,
         )
-
-
-auth = AuthService()
 
 
 def within_grace(elapsed: timedelta, grace: timedelta) -> bool:

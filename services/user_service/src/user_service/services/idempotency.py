@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from user_service.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
 from user_service.models import IdempotencyKey

@@ -14,16 +14,18 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from servicekit.db import on_commit, read_only_session
+from servicekit.auth import SessionDenylist
+from servicekit.db import AsyncSession, on_commit, read_only_session
 from servicekit.db.orm import utcnow
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis import REDIS_ERRORS
-from user_service.repositories import SessionRepository
-from user_service.services.context import IdentityContext
+from user_service.config import JwtSettings
+from user_service.repositories import RevokedSessionReader, SessionRepository
 from user_service.services.idempotency import idempotency
+from user_service.services.user_cache import UserCache
 
 log = get_logger(__name__)
 CHECK_INTERVAL_S = 0.25
@@ -31,38 +33,52 @@ CHECK_INTERVAL_S = 0.25
 PURGE_INTERVAL_S = 3600.0
 
 
-async def revoke_sessions(
-    session: AsyncSession,
-    ctx: IdentityContext,
-    *,
-    user_id: uuid.UUID,
-    reason: str,
-    session_ids: Sequence[uuid.UUID] | None = None,
-    except_id: uuid.UUID | None = None,
-) -> list[uuid.UUID]:
-    """Revoke sessions in the transaction; list them in Redis once it commits."""
-    revoked = await SessionRepository.from_session(session).revoke(
-        user_id=user_id,
-        reason=reason,
-        now=utcnow(),
-        session_ids=session_ids,
-        except_id=except_id,
-    )
-    if revoked:
-        ttl = ctx.denylist_ttl_s
+def denylist_ttl_s(jwt: JwtSettings) -> int:
+    """How long a revoked session must stay listed: an access token's lifetime + leeway."""
+    return jwt.access_ttl_s + 30
 
-        async def publish() -> None:
-            try:
-                await ctx.denylist.revoke((sid, ttl) for sid in revoked)
-            except REDIS_ERRORS:
-                # PostgreSQL has it; verifiers fall back or fail closed until the rebuild.
-                ctx.denylist_dirty = True
-                metrics.redis_errors().labels("denylist_write", "deferred").inc()
-                log.warning("auth.denylist_write_failed", sessions=len(revoked))
 
-        on_commit(session, publish)
-        log.info("auth.sessions_revoked", count=len(revoked), reason=reason)
-    return revoked
+class SessionRevoker:
+    """Revokes sessions in the caller's transaction and lists them in Redis after commit."""
+
+    def __init__(
+        self, denylist: SessionDenylist, *, ttl_s: int, on_write_failed: Callable[[], None]
+    ) -> None:
+        self.denylist = denylist
+        self.ttl_s = ttl_s
+        #: Called when a denylist write fails: the maintainer then rebuilds the list.
+        self.on_write_failed = on_write_failed
+
+    async def revoke(
+        self,
+        session: AsyncSession,
+        *,
+        user_id: uuid.UUID,
+        reason: str,
+        session_ids: Sequence[uuid.UUID] | None = None,
+        except_id: uuid.UUID | None = None,
+    ) -> list[uuid.UUID]:
+        """Revoke sessions in the transaction; list them in Redis once it commits."""
+        revoked = await SessionRepository.from_session(session).revoke(
+            user_id=user_id,
+            reason=reason,
+            now=utcnow(),
+            session_ids=session_ids,
+            except_id=except_id,
+        )
+        if revoked:
+            on_commit(session, lambda: self._publish(revoked))
+            log.info("auth.sessions_revoked", count=len(revoked), reason=reason)
+        return revoked
+
+    async def _publish(self, revoked: Sequence[uuid.UUID]) -> None:
+        try:
+            await self.denylist.revoke((sid, self.ttl_s) for sid in revoked)
+        except REDIS_ERRORS:
+            # PostgreSQL has it; verifiers fall back or fail closed until the rebuild.
+            self.on_write_failed()
+            metrics.redis_errors().labels("denylist_write", "deferred").inc()
+            log.warning("auth.denylist_write_failed", sessions=len(revoked))
 
 
 class DenylistMaintainer:
@@ -70,13 +86,26 @@ class DenylistMaintainer:
     idempotency keys."""
 
     def __init__(
-        self, ctx: IdentityContext, sessionmaker: async_sessionmaker[AsyncSession]
+        self,
+        denylist: SessionDenylist,
+        user_cache: UserCache,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        ttl_s: int,
     ) -> None:
-        self.ctx = ctx
+        self.denylist = denylist
+        self.user_cache = user_cache
         self.sessionmaker = sessionmaker
+        self.ttl_s = ttl_s
+        #: Set when a write to the list failed: it may miss sessions until rebuilt.
+        self.dirty = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._next_purge = 0.0
+
+    def mark_dirty(self) -> None:
+        """Rebuild at the next check (a denylist write failed)."""
+        self.dirty = True
 
     async def purge_idempotency_keys(self) -> int:
         """Delete expired idempotency keys in a transaction of their own."""
@@ -88,25 +117,25 @@ class DenylistMaintainer:
 
     async def rebuild(self) -> int:
         """List every session revoked within the TTL, then mark the list complete."""
-        ttl = self.ctx.denylist_ttl_s
+        ttl = self.ttl_s
         now = utcnow()
         async with read_only_session(self.sessionmaker) as session:
-            rows = await SessionRepository.from_session(session).revoked_since(
+            rows = await RevokedSessionReader.from_session(session).revoked_since(
                 now - timedelta(seconds=ttl)
             )
         entries = [(sid, ttl - int((now - at).total_seconds())) for sid, at in rows]
-        self.ctx.denylist_dirty = False
-        await self.ctx.denylist.revoke(entries)
-        await self.ctx.denylist.mark_complete()
+        self.dirty = False
+        await self.denylist.revoke(entries)
+        await self.denylist.mark_complete()
         log.info("auth.denylist_rebuilt", sessions=len(entries))
         return len(entries)
 
     async def check_once(self) -> None:
         """Rebuild if the sentinel is missing or a write failed; retry failed cache
         invalidations (both mean Redis was unreachable and may hold stale state)."""
-        if self.ctx.denylist_dirty or not await self.ctx.denylist.is_complete():
+        if self.dirty or not await self.denylist.is_complete():
             await self.rebuild()
-        await self.ctx.user_cache.repair()
+        await self.user_cache.repair()
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_INTERVAL_S
             await self.purge_idempotency_keys()
@@ -119,7 +148,7 @@ class DenylistMaintainer:
             try:
                 await self.check_once()
             except (*REDIS_ERRORS, OSError) as exc:
-                self.ctx.denylist_dirty = True
+                self.dirty = True
                 log.debug("auth.denylist_check_failed", error=repr(exc))
             except Exception as exc:  # keep maintaining whatever happened
                 log.warning("auth.denylist_maintainer_error", error=repr(exc))
@@ -151,6 +180,6 @@ def database_revocation_check(
 
     async def is_revoked(session_id: uuid.UUID) -> bool:
         async with read_only_session(sessionmaker) as session:
-            return await SessionRepository.from_session(session).is_revoked(session_id)
+            return await RevokedSessionReader.from_session(session).is_revoked(session_id)
 
     return is_revoked

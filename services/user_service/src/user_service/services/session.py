@@ -5,18 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from user_service.errors import SessionNotFound
 from user_service.models import Session
 from user_service.repositories import SessionRepository
-from user_service.services.context import IdentityContext
-from user_service.services.revocation import revoke_sessions
+from user_service.services.revocation import SessionRevoker
 
 
 class SessionService:
     """Session listing and revocation for the signed-in user."""
+
+    def __init__(self, revoker: SessionRevoker) -> None:
+        self.revoker = revoker
 
     async def list_active(self, session: AsyncSession, *, user_id: uuid.UUID) -> Sequence[Session]:
         """Unrevoked, unexpired sessions, most recently used first."""
@@ -25,17 +26,13 @@ class SessionService:
     async def revoke(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
         *,
         user_id: uuid.UUID,
         session_id: uuid.UUID,
     ) -> None:
         """Revoke one of the user's sessions; another user's id is simply not found."""
-        revoked = await revoke_sessions(
-            session, ctx, user_id=user_id, session_ids=[session_id], reason="revoked_by_user"
+        revoked = await self.revoker.revoke(
+            session, user_id=user_id, session_ids=[session_id], reason="revoked_by_user"
         )
         if not revoked:
             raise SessionNotFound
-
-
-sessions = SessionService()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from servicekit.auth import Authenticator, InvalidToken
+from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
+from user_service.config import IntrospectionSettings, JwtSettings
 from user_service.errors import InvalidClient
 from user_service.models import Session
 from user_service.repositories import SessionRepository
-from user_service.services.context import IdentityContext
-from user_service.services.revocation import revoke_sessions
+from user_service.services.revocation import SessionRevoker
 from user_service.tokens import hash_token
 
 REFRESH_HINT = "refresh_token"
@@ -22,11 +21,22 @@ REFRESH_HINT = "refresh_token"
 class TokenAdminService:
     """Revocation for clients, introspection for other services; never commits."""
 
+    def __init__(
+        self,
+        *,
+        revoker: SessionRevoker,
+        authenticator: Authenticator,
+        jwt: JwtSettings,
+        clients: IntrospectionSettings,
+    ) -> None:
+        self.revoker = revoker
+        self.authenticator = authenticator
+        self.jwt = jwt
+        self.clients = clients
+
     async def revoke(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
-        authenticator: Authenticator,
         *,
         token: str,
         hint: str | None,
@@ -35,19 +45,18 @@ class TokenAdminService:
         (RFC 7009 §2.2: the answer is the same, so it reveals nothing)."""
         record = await self._refresh_session(session, token)
         if record is not None:
-            await revoke_sessions(
-                session, ctx, user_id=record.user_id, session_ids=[record.id], reason="revoked"
+            await self.revoker.revoke(
+                session, user_id=record.user_id, session_ids=[record.id], reason="revoked"
             )
             return
         if hint == REFRESH_HINT:
             return
         try:
-            principal = await authenticator.verifier.verify(token)
+            principal = await self.authenticator.verifier.verify(token)
         except InvalidToken:
             return
-        await revoke_sessions(
+        await self.revoker.revoke(
             session,
-            ctx,
             user_id=principal.user_id,
             session_ids=[principal.session_id],
             reason="revoked",
@@ -56,8 +65,6 @@ class TokenAdminService:
     async def introspect(
         self,
         session: AsyncSession,
-        ctx: IdentityContext,
-        authenticator: Authenticator,
         *,
         client_id: str,
         token: str,
@@ -67,7 +74,7 @@ class TokenAdminService:
         :meth:`authenticate_client` admitted."""
         if hint != REFRESH_HINT:
             try:
-                principal = await authenticator.authenticate(token)
+                principal = await self.authenticator.authenticate(token)
             except InvalidToken:
                 pass
             else:
@@ -79,8 +86,8 @@ class TokenAdminService:
                     "scope": " ".join(sorted(principal.scopes)),
                     "exp": int(principal.expires_at.timestamp()),
                     "jti": principal.token_id,
-                    "iss": ctx.settings.jwt.issuer,
-                    "aud": ctx.settings.jwt.audience,
+                    "iss": self.jwt.issuer,
+                    "aud": self.jwt.audience,
                     "client_id": client_id,
                 }
         record = await self._refresh_session(session, token)
@@ -92,7 +99,7 @@ class TokenAdminService:
             "sub": str(record.user_id),
             "sid": str(record.id),
             "exp": int(record.expires_at.timestamp()),
-            "iss": ctx.settings.jwt.issuer,
+            "iss": self.jwt.issuer,
             "client_id": client_id,
         }
 
@@ -101,16 +108,11 @@ class TokenAdminService:
             hash_token(token), lock=False
         )
 
-    def authenticate_client(
-        self, ctx: IdentityContext, client_id: str | None, client_secret: str | None
-    ) -> str:
+    def authenticate_client(self, client_id: str | None, client_secret: str | None) -> str:
         """The client id when the credentials are right; raises :class:`InvalidClient`."""
-        expected = ctx.settings.introspection.clients.get(client_id or "")
+        expected = self.clients.clients.get(client_id or "")
         if expected is None or client_secret is None:
             raise InvalidClient
         if not hmac.compare_digest(expected.get_secret_value().encode(), client_secret.encode()):
             raise InvalidClient
         return client_id or ""
-
-
-token_admin = TokenAdminService()

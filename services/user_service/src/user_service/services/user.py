@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from servicekit.db import AsyncSession
 from user_service.models import Role, User
 from user_service.repositories import UserRepository
 from user_service.security import PasswordHasher, normalize_email
@@ -14,10 +13,12 @@ from user_service.security import PasswordHasher, normalize_email
 class UserService:
     """Creates and reads users; never commits (the request or the CLI does)."""
 
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self.hasher = hasher
+
     async def create(
         self,
         session: AsyncSession,
-        hasher: PasswordHasher,
         *,
         email: str,
         password: str,
@@ -27,10 +28,10 @@ class UserService:
     ) -> User:
         """Create a user; raises ``EmailAlreadyRegistered`` or ``PasswordPolicyViolation``."""
         email = normalize_email(email)
-        hasher.check_policy(password, email=email)
+        self.hasher.check_policy(password, email=email)
         user = User(
             email=email,
-            password_hash=await hasher.hash(password),
+            password_hash=await self.hasher.hash(password),
             full_name=full_name,
             role=role,
             is_verified=is_verified,
@@ -41,10 +42,3 @@ class UserService:
         """The user if it exists and is active."""
         user = await UserRepository.from_session(session).get(user_id)
         return user if user is not None and user.is_active else None
-
-    async def get_by_email(self, session: AsyncSession, email: str) -> User | None:
-        """The user with this email (any case), or ``None``."""
-        return await UserRepository.from_session(session).get_by_email(normalize_email(email))
-
-
-users = UserService()

@@ -7,10 +7,9 @@ from itertools import chain
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as OrmSession
 
-from servicekit.db import ConnectionSource, SessionHook
+from servicekit.db import AsyncSession, ConnectionSource, SessionHook
 from servicekit.redis.cache import Cache
 from user_service.models import User
 from user_service.repositories import UserRepository
@@ -19,20 +18,26 @@ from user_service.schemas.user import UserSnapshot
 UserCache = Cache[UserSnapshot]
 
 
-async def get_user_snapshot(
-    cache: UserCache, user_id: uuid.UUID, open_connection: ConnectionSource
-) -> UserSnapshot | None:
-    """The user by id through the cache (``None`` if there is no such user).
+class CachedUsers:
+    """Users read through the cache, as the snapshots responses are built from."""
 
-    ``open_connection`` is only called on a miss: a cache hit touches no database.
-    """
+    def __init__(self, cache: UserCache) -> None:
+        self.cache = cache
 
-    async def load() -> UserSnapshot | None:
-        async with open_connection() as connection:
-            row = await UserRepository.public_fields(connection, user_id)
-            return UserSnapshot.model_validate(row) if row is not None else None
+    async def get(
+        self, user_id: uuid.UUID, open_connection: ConnectionSource
+    ) -> UserSnapshot | None:
+        """The user by id (``None`` if there is no such user).
 
-    return await cache.get_or_load(user_id, load)
+        ``open_connection`` is only called on a miss: a cache hit touches no database.
+        """
+
+        async def load() -> UserSnapshot | None:
+            async with open_connection() as connection:
+                row = await UserRepository.public_fields(connection, user_id)
+                return UserSnapshot.model_validate(row) if row is not None else None
+
+        return await self.cache.get_or_load(user_id, load)
 
 
 def invalidate_user_writes(cache: UserCache) -> SessionHook:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Response, status
 from servicekit.deps import rate_limit
 from servicekit.http import problem_responses
 from servicekit.ratelimit.limiter import RateLimited, RateLimitUnavailable
-from user_service.deps import DbSession, Idempotency, Identity
+from user_service.deps import AccountRecovery, DbSession, Idempotency
 from user_service.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
@@ -21,7 +21,6 @@ from user_service.schemas.account import (
     VerifyEmailConfirm,
 )
 from user_service.schemas.user import UserRead
-from user_service.services.account_recovery import account_recovery
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -33,20 +32,20 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     responses=problem_responses(RateLimited, RateLimitUnavailable, 422),
 )
 async def request_email_verification(
-    body: EmailLinkRequest, session: DbSession, ctx: Identity
+    body: EmailLinkRequest, session: DbSession, recovery: AccountRecovery
 ) -> LinkRequested:
     """Mail a verification link; the answer is the same whether or not the address is
     registered (or already verified)."""
-    await account_recovery.request_verification(session, ctx, email=body.email)
+    await recovery.request_verification(session, email=body.email)
     return LinkRequested()
 
 
 @router.post("/verify-email/confirm", responses=problem_responses(InvalidOrExpiredLink, 422))
 async def confirm_email_verification(
-    body: VerifyEmailConfirm, session: DbSession, ctx: Identity
+    body: VerifyEmailConfirm, session: DbSession, recovery: AccountRecovery
 ) -> UserRead:
     """Redeem a verification link's token; returns the now verified account."""
-    user = await account_recovery.confirm_verification(session, ctx, token=body.token)
+    user = await recovery.confirm_verification(session, token=body.token)
     return UserRead.model_validate(user)
 
 
@@ -61,13 +60,13 @@ async def confirm_email_verification(
 async def request_password_reset(
     body: EmailLinkRequest,
     session: DbSession,
-    ctx: Identity,
+    recovery: AccountRecovery,
     response: Response,
     idempotent: Idempotency,
 ) -> LinkRequested:
     """Mail a password-reset link; the answer is the same whether or not the address is
     registered. A retry with the same ``Idempotency-Key`` sends no second mail."""
-    await account_recovery.request_password_reset(session, ctx, email=body.email)
+    await recovery.request_password_reset(session, email=body.email)
     return await idempotent.remember(LinkRequested(), response)
 
 
@@ -77,9 +76,7 @@ async def request_password_reset(
     responses=problem_responses(InvalidOrExpiredLink, PasswordPolicyViolation, 422),
 )
 async def confirm_password_reset(
-    body: PasswordResetConfirm, session: DbSession, ctx: Identity
+    body: PasswordResetConfirm, session: DbSession, recovery: AccountRecovery
 ) -> None:
     """Set a new password with a reset link's token; every session of the account ends."""
-    await account_recovery.reset_password(
-        session, ctx, token=body.token, new_password=body.new_password
-    )
+    await recovery.reset_password(session, token=body.token, new_password=body.new_password)

@@ -17,11 +17,10 @@ from servicekit.db.pagination import InvalidCursor
 from servicekit.errors import PreconditionFailed
 from servicekit.http import problem_responses
 from user_service.api.v1.users import SnapshotResponse
-from user_service.deps import AdminPrincipal, DbSession, Identity, IfMatch, ReadConnections
+from user_service.deps import AdminPrincipal, DbSession, IfMatch, ReadConnections, UserAdmin
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.schemas.admin import UserAdminUpdate, UserListQuery, UserPage
 from user_service.schemas.user import UserRead, user_etag
-from user_service.services.admin import admin
 
 router = APIRouter(prefix="/users", tags=["admin"])
 
@@ -33,7 +32,10 @@ _ETAG: dict[int | str, dict[str, Any]] = {
 
 @router.get("", responses=problem_responses(*_AUTH_ERRORS, InvalidCursor, 422))
 async def list_users(
-    _admin: AdminPrincipal, session: DbSession, query: Annotated[UserListQuery, Query()]
+    _admin: AdminPrincipal,
+    session: DbSession,
+    admin: UserAdmin,
+    query: Annotated[UserListQuery, Query()],
 ) -> UserPage:
     """List users by creation time, filtered; follow `next_cursor` for the next page."""
     page = await admin.list_users(
@@ -58,10 +60,10 @@ async def list_users(
     responses={**problem_responses(*_AUTH_ERRORS, UserNotFound, 422), **_ETAG},
 )
 async def get_user(
-    user_id: uuid.UUID, _admin: AdminPrincipal, connections: ReadConnections, ctx: Identity
+    user_id: uuid.UUID, _admin: AdminPrincipal, connections: ReadConnections, admin: UserAdmin
 ) -> Response:
     """Any user's account."""
-    return SnapshotResponse(await admin.get_user(connections, ctx, user_id))
+    return SnapshotResponse(await admin.get_user(connections, user_id))
 
 
 @router.patch(
@@ -76,14 +78,13 @@ async def update_user(
     body: UserAdminUpdate,
     principal: AdminPrincipal,
     session: DbSession,
-    ctx: Identity,
+    admin: UserAdmin,
     response: Response,
     if_match: IfMatch,
 ) -> UserRead:
     """Change a user's role, active or verified flag; deactivation revokes every session."""
     user = await admin.update_user(
         session,
-        ctx,
         actor_id=principal.user_id,
         user_id=user_id,
         if_match=if_match,
@@ -106,10 +107,8 @@ async def delete_user(
     user_id: uuid.UUID,
     principal: AdminPrincipal,
     session: DbSession,
-    ctx: Identity,
+    admin: UserAdmin,
     if_match: IfMatch,
 ) -> None:
     """Delete a user and their sessions; their tokens stop working at once."""
-    await admin.delete_user(
-        session, ctx, actor_id=principal.user_id, user_id=user_id, if_match=if_match
-    )
+    await admin.delete_user(session, actor_id=principal.user_id, user_id=user_id, if_match=if_match)

@@ -15,13 +15,14 @@ from servicekit.errors import AppError
 from servicekit.http import problem_responses
 from servicekit.ratelimit.limiter import RateLimited, RateLimitUnavailable
 from user_service.deps import (
+    Accounts,
+    Auth,
     Client,
     CurrentPrincipal,
     CurrentUser,
     DbSession,
-    Identity,
     IntrospectionClient,
-    TokenAuthenticator,
+    TokenAdmin,
 )
 from user_service.errors import (
     InvalidClient,
@@ -37,9 +38,7 @@ from user_service.schemas.auth import (
     TokenResponse,
 )
 from user_service.schemas.user import PasswordChange
-from user_service.services.account import account
-from user_service.services.auth import TokenPair, auth
-from user_service.services.token_admin import token_admin
+from user_service.services.auth import TokenPair
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -122,12 +121,12 @@ _LOGIN_BODY = {
 async def login(
     credentials: Annotated[LoginRequest, Depends(read_login)],
     session: DbSession,
-    ctx: Identity,
+    auth: Auth,
     client: Client,
 ) -> TokenResponse:
     """Sign in with email and password (OAuth2 password form or JSON)."""
     pair = await auth.login(
-        session, ctx, email=credentials.email, password=credentials.password, client=client
+        session, email=credentials.email, password=credentials.password, client=client
     )
     return _tokens(pair)
 
@@ -135,9 +134,9 @@ async def login(
 @router.post(
     "/refresh", responses=problem_responses(InvalidGrant, RateLimited, RateLimitUnavailable, 422)
 )
-async def refresh(body: RefreshRequest, session: DbSession, ctx: Identity) -> TokenResponse:
+async def refresh(body: RefreshRequest, session: DbSession, auth: Auth) -> TokenResponse:
     """Exchange a refresh token for a new access token and a new refresh token."""
-    return _tokens(await auth.refresh(session, ctx, refresh_token=body.refresh_token))
+    return _tokens(await auth.refresh(session, refresh_token=body.refresh_token))
 
 
 @router.post(
@@ -145,9 +144,9 @@ async def refresh(body: RefreshRequest, session: DbSession, ctx: Identity) -> To
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(NotAuthenticated, InvalidToken),
 )
-async def logout(principal: CurrentPrincipal, session: DbSession, ctx: Identity) -> None:
+async def logout(principal: CurrentPrincipal, session: DbSession, auth: Auth) -> None:
     """Revoke the current session; its access and refresh tokens stop working at once."""
-    await auth.logout(session, ctx, user_id=principal.user_id, session_id=principal.session_id)
+    await auth.logout(session, user_id=principal.user_id, session_id=principal.session_id)
 
 
 @router.post(
@@ -155,9 +154,9 @@ async def logout(principal: CurrentPrincipal, session: DbSession, ctx: Identity)
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(NotAuthenticated, InvalidToken),
 )
-async def logout_all(principal: CurrentPrincipal, session: DbSession, ctx: Identity) -> None:
+async def logout_all(principal: CurrentPrincipal, session: DbSession, auth: Auth) -> None:
     """Revoke every session of the signed-in user."""
-    await auth.logout_all(session, ctx, user_id=principal.user_id)
+    await auth.logout_all(session, user_id=principal.user_id)
 
 
 @router.post(
@@ -172,12 +171,11 @@ async def change_password(
     user: CurrentUser,
     principal: CurrentPrincipal,
     session: DbSession,
-    ctx: Identity,
+    accounts: Accounts,
 ) -> None:
     """Change the password; every other session is signed out."""
-    await account.change_password(
+    await accounts.change_password(
         session,
-        ctx,
         user=user,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -196,12 +194,11 @@ async def change_password(
 async def revoke(
     token: Annotated[str, Form(min_length=1, max_length=4096)],
     session: DbSession,
-    ctx: Identity,
-    authenticator: TokenAuthenticator,
+    token_admin: TokenAdmin,
     token_type_hint: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Revoke a refresh or access token (RFC 7009); the answer is 200 whatever the token."""
-    await token_admin.revoke(session, ctx, authenticator, token=token, hint=token_type_hint)
+    await token_admin.revoke(session, token=token, hint=token_type_hint)
     return Response(status_code=status.HTTP_200_OK)
 
 
@@ -214,15 +211,12 @@ async def introspect(
     token: Annotated[str, Form(min_length=1, max_length=4096)],
     client_id: IntrospectionClient,
     session: DbSession,
-    ctx: Identity,
-    authenticator: TokenAuthenticator,
+    token_admin: TokenAdmin,
     token_type_hint: Annotated[str | None, Form()] = None,
 ) -> IntrospectionResponse:
     """Whether a token is active and what it grants (RFC 7662); for service credentials."""
     result = await token_admin.introspect(
         session,
-        ctx,
-        authenticator,
         client_id=client_id,
         token=token,
         hint=token_type_hint,

@@ -8,18 +8,19 @@ from fastapi import APIRouter, status
 
 from servicekit.auth import InvalidToken, NotAuthenticated
 from servicekit.http import problem_responses
-from user_service.deps import CurrentPrincipal, DbSession, Identity
+from user_service.deps import CurrentPrincipal, DbSession, UserSessions
 from user_service.errors import SessionNotFound
 from user_service.schemas.user import SessionRead
-from user_service.services.session import sessions
 
 router = APIRouter(prefix="/users/me/sessions", tags=["sessions"])
 
 
 @router.get("", responses=problem_responses(NotAuthenticated, InvalidToken))
-async def list_sessions(principal: CurrentPrincipal, session: DbSession) -> list[SessionRead]:
+async def list_sessions(
+    principal: CurrentPrincipal, session: DbSession, user_sessions: UserSessions
+) -> list[SessionRead]:
     """Active sessions, most recently used first; the current one is marked."""
-    records = await sessions.list_active(session, user_id=principal.user_id)
+    records = await user_sessions.list_active(session, user_id=principal.user_id)
     return [
         SessionRead(
             id=r.id,
@@ -40,7 +41,10 @@ async def list_sessions(principal: CurrentPrincipal, session: DbSession) -> list
     responses=problem_responses(NotAuthenticated, InvalidToken, SessionNotFound),
 )
 async def revoke_session(
-    session_id: uuid.UUID, principal: CurrentPrincipal, session: DbSession, ctx: Identity
+    session_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    user_sessions: UserSessions,
 ) -> None:
     """Sign out one device; its tokens stop working at once."""
-    await sessions.revoke(session, ctx, user_id=principal.user_id, session_id=session_id)
+    await user_sessions.revoke(session, user_id=principal.user_id, session_id=session_id)

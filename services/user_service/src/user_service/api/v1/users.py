@@ -12,11 +12,12 @@ from servicekit.http import problem_responses
 from servicekit.ratelimit.limiter import RateLimited, RateLimitUnavailable
 from user_service.deps import (
     BEARER_SECURITY,
+    Accounts,
     CurrentUser,
     DbSession,
     Idempotency,
-    Identity,
     IfMatch,
+    Users,
     current_snapshot,
 )
 from user_service.errors import (
@@ -35,8 +36,6 @@ from user_service.schemas.user import (
     UserUpdate,
     user_etag,
 )
-from user_service.services.account import account
-from user_service.services.user import users
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -65,13 +64,13 @@ def _with_etag(user: User, response: Response) -> UserRead:
 async def register(
     body: UserCreate,
     session: DbSession,
-    ctx: Identity,
+    users: Users,
     response: Response,
     idempotent: Idempotency,
 ) -> UserRead:
     """Register a new account; send an ``Idempotency-Key`` to retry safely."""
     user = await users.create(
-        session, ctx.hasher, email=body.email, password=body.password, full_name=body.full_name
+        session, email=body.email, password=body.password, full_name=body.full_name
     )
     response.headers["Location"] = f"/api/v1/users/{user.id}"
     return await idempotent.remember(_with_etag(user, response), response)
@@ -105,10 +104,15 @@ class SnapshotResponse(Response):
 
 @router.patch("/me", responses=problem_responses(*_AUTH_ERRORS, PreconditionFailed, 422))
 async def update_me(
-    body: UserUpdate, user: CurrentUser, session: DbSession, if_match: IfMatch, response: Response
+    body: UserUpdate,
+    user: CurrentUser,
+    session: DbSession,
+    accounts: Accounts,
+    if_match: IfMatch,
+    response: Response,
 ) -> UserRead:
     """Update the profile; send ``If-Match`` with the ``ETag`` read to avoid lost updates."""
-    updated = await account.update_profile(
+    updated = await accounts.update_profile(
         session, user=user, full_name=body.full_name, if_match=if_match
     )
     return _with_etag(updated, response)
@@ -120,7 +124,7 @@ async def update_me(
     responses=problem_responses(*_AUTH_ERRORS, WrongPassword, 422),
 )
 async def delete_me(
-    body: PasswordConfirmation, user: CurrentUser, session: DbSession, ctx: Identity
+    body: PasswordConfirmation, user: CurrentUser, session: DbSession, accounts: Accounts
 ) -> None:
     """Delete the account (the password is required); every session ends at once."""
-    await account.delete(session, ctx, user=user, password=body.password)
+    await accounts.delete(session, user=user, password=body.password)

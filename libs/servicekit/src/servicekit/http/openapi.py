@@ -1,0 +1,55 @@
+"""The OpenAPI document: the shared ``Problem`` schema and the errors every operation may answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from servicekit.http.problem import Problem, problem_responses
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Publish the shared ``Problem`` schema referenced by every documented error."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            # Nested models (FieldError) become components too, so every `$ref` resolves.
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+            _document_common_errors(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_common_errors(schema: dict[str, Any]) -> None:
+    """Document the errors every operation may answer, as problem+json.
+
+    An operation with a body may answer 400: FastAPI refuses a body it cannot decode (e.g.
+    JSON that is not UTF-8) before validation runs. FastAPI's default 422 entry names its own
+    ``HTTPValidationError`` JSON; the handlers answer a ``Problem`` instead.
+    """
+    problems = problem_responses(400, 422)
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", problems[400])
+            if "application/json" in responses.get("422", {}).get("content", {}):
+                responses["422"] = problems[422]
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
