@@ -53,7 +53,7 @@ async def identity_startup(state: AppState) -> Cleanup:
     state.session_hooks.append(invalidate_user_writes(user_cache))
     ttl_s = denylist_ttl_s(settings.jwt)
     maintainer = DenylistMaintainer(denylist, user_cache, state.sessionmaker, ttl_s=ttl_s)
-    revoker = SessionRevoker(denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty)
+    revoker = SessionRevoker(denylist=denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty)
     mailer = BackgroundEmailSender(build_email_sender(settings))
     state.provide(PublishedJwks(jwks))
     state.provide(CachedUsers(user_cache))

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -40,6 +38,7 @@ from servicekit.observability.logging import get_logger
 from servicekit.redis.change_feed import ChangeFeed
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
 from servicekit.redis.keys import KeySpace
+from servicekit.redis.local_tier import LocalTier
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _NEGATIVE = "\x00none"
@@ -57,53 +56,6 @@ return 0
 """
 
 log = get_logger(__name__)
-
-
-class LocalTier(Generic[ModelT]):
-    """An in-process tier in front of Redis, trusted only while its change feed is fresh.
-
-    Invalidations published by any instance drop entries at once; a gap in the feed (a
-    lost message, an outage) clears the tier. A value is kept only if no invalidation
-    happened since its read began (the ``epoch`` check), so a slow read cannot bring back
-    what a concurrent write dropped.
-    """
-
-    def __init__(self, feed: ChangeFeed, *, size: int, ttl_s: float) -> None:
-        self.feed = feed
-        self.size = size
-        self.ttl_s = ttl_s
-        self.epoch = 0
-        self._entries: OrderedDict[str, tuple[float, ModelT | None]] = OrderedDict()
-        feed.on_message(lambda payload: self.drop(payload.split()))
-        feed.on_resync(self._clear)
-
-    def get(self, key: str) -> tuple[bool, ModelT | None]:
-        """``(True, value)`` on a usable hit, else ``(False, None)``."""
-        if not self.feed.fresh:
-            return False, None
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
-
-    def put(self, key: str, value: ModelT | None, epoch: int) -> None:
-        """Keep ``value`` if nothing was invalidated since ``epoch`` was read."""
-        if epoch != self.epoch or not self.feed.fresh:
-            return
-        self._entries[key] = (time.monotonic() + self.ttl_s, value)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def drop(self, keys: Iterable[str]) -> None:
-        """Forget ``keys`` (and refuse values read before now)."""
-        self.epoch += 1
-        for key in keys:
-            self._entries.pop(key, None)
-
-    async def _clear(self) -> None:
-        self.epoch += 1
-        self._entries.clear()
 
 
 class Cache(Generic[ModelT]):
@@ -200,20 +152,44 @@ class Cache(Generic[ModelT]):
                 local.put(key, value, epoch)
             return value
         self._misses.inc()
-        seen = str(generation) if generation else ""
-        # Single-flight per key *and generation*: a read that saw a newer generation (a
-        # write committed since that load began) must not be handed the load's older value.
+        return await self._load_once(
+            ident, loader, key, str(generation) if generation else "", epoch
+        )
+
+    async def _load_once(
+        self,
+        ident: object,
+        loader: Callable[[], Awaitable[ModelT | None]],
+        key: str,
+        seen: str,
+        epoch: int,
+    ) -> ModelT | None:
+        """Run ``loader`` for a miss, or share the load of ``key`` already running.
+
+        Single-flight per key *and generation*: a read that saw a newer generation (a
+        write committed since that load began) must not be handed the load's older value.
+        """
         flight = (key, seen)
         inflight = self._inflight.get(flight)
-        if inflight is not None:  # share the load already running
-            try:
-                return await asyncio.shield(inflight)
-            except asyncio.CancelledError:
-                if not inflight.cancelled():
-                    raise  # this request itself was cancelled
-                # The leader was cancelled (its client went away): start over, so one of
-                # the waiters leads a new load instead of each querying the source.
-                return await self.get_or_load(ident, loader)
+        if inflight is None:
+            return await self._lead(flight, loader, epoch)
+        try:
+            return await asyncio.shield(inflight)
+        except asyncio.CancelledError:
+            if not inflight.cancelled():
+                raise  # this request itself was cancelled
+            # The leader was cancelled (its client went away): start over, so one of the
+            # waiters leads a new load instead of each querying the source.
+            return await self.get_or_load(ident, loader)
+
+    async def _lead(
+        self,
+        flight: tuple[str, str],
+        loader: Callable[[], Awaitable[ModelT | None]],
+        epoch: int,
+    ) -> ModelT | None:
+        """Load, hand the value to the waiters, and store it unless a write came since."""
+        key, seen = flight
         future: asyncio.Future[ModelT | None] = asyncio.get_running_loop().create_future()
         self._inflight[flight] = future
         try:
@@ -232,8 +208,8 @@ class Cache(Generic[ModelT]):
             stored = await self._store_if_unchanged(key, value, seen)
         finally:
             del self._inflight[flight]
-        if stored and local is not None:  # only what Redis accepted as current
-            local.put(key, value, epoch)
+        if stored and self.local is not None:  # only what Redis accepted as current
+            self.local.put(key, value, epoch)
         return value
 
     async def _store_if_unchanged(self, key: str, value: ModelT | None, generation: str) -> bool:

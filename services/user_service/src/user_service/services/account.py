@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from servicekit.db import AsyncSession
 from servicekit.observability.logging import get_logger
@@ -17,12 +18,12 @@ from user_service.services.revocation import SessionRevoker
 log = get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
 class AccountService:
     """Rules for a user acting on their own account; never commits."""
 
-    def __init__(self, hasher: PasswordHasher, revoker: SessionRevoker) -> None:
-        self.hasher = hasher
-        self.revoker = revoker
+    hasher: PasswordHasher
+    revoker: SessionRevoker
 
     async def update_profile(
         self,

@@ -12,6 +12,7 @@ neither the answer nor its timing tells which addresses are registered.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -34,23 +35,15 @@ VERIFY_EMAIL_PATH = "/verify-email"
 RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 - a path, not a password
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccountRecoveryService:
     """Issues and redeems emailed tokens; never commits."""
 
-    def __init__(
-        self,
-        *,
-        hasher: PasswordHasher,
-        limiter: RateLimiter,
-        revoker: SessionRevoker,
-        mailer: EmailSender,
-        settings: EmailSettings,
-    ) -> None:
-        self.hasher = hasher
-        self.limiter = limiter
-        self.revoker = revoker
-        self.mailer = mailer
-        self.settings = settings
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    revoker: SessionRevoker
+    mailer: EmailSender
+    settings: EmailSettings
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address;
@@ -60,25 +53,7 @@ class AccountRecoveryService:
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active or user.is_verified:
             return
-        minutes = self.settings.verification_ttl_minutes
-        token = await self._issue(session, user, TokenPurpose.VERIFY_EMAIL, minutes)
-        link = self._link(VERIFY_EMAIL_PATH, token)
-        text = (
-            "Please confirm your email address by opening this link:\n\n"
-            f"{link}\n\n"
-            f"The link is valid for {_duration(minutes)} and works once. "
-            "If you did not create an account, ignore this email.\n"
-        )
-        self._mail_after_commit(
-            session,
-            OutgoingEmail(
-                to=user.email,
-                subject="Confirm your email address",
-                text=text,
-                kind=TokenPurpose.VERIFY_EMAIL.value,
-                link=link,
-            ),
-        )
+        await self._mail_link(session, user, TokenPurpose.VERIFY_EMAIL)
 
     async def confirm_verification(self, session: AsyncSession, *, token: str) -> User:
         """Mark the token's user verified; raises :class:`InvalidOrExpiredLink`."""
@@ -94,27 +69,7 @@ class AccountRecoveryService:
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active:
             return
-        minutes = self.settings.password_reset_ttl_minutes
-        token = await self._issue(session, user, TokenPurpose.PASSWORD_RESET, minutes)
-        link = self._link(RESET_PASSWORD_PATH, token)
-        text = (
-            "Someone, hopefully you, asked to reset the password of your account. "
-            "Choose a new password here:\n\n"
-            f"{link}\n\n"
-            f"The link is valid for {_duration(minutes)} and works once; using it signs "
-            "you out on every device. If you did not ask for this, ignore this email: "
-            "your password stays unchanged.\n"
-        )
-        self._mail_after_commit(
-            session,
-            OutgoingEmail(
-                to=user.email,
-                subject="Reset your password",
-                text=text,
-                kind=TokenPurpose.PASSWORD_RESET.value,
-                link=link,
-            ),
-        )
+        await self._mail_link(session, user, TokenPurpose.PASSWORD_RESET)
 
     async def reset_password(self, session: AsyncSession, *, token: str, new_password: str) -> None:
         """Set a new password and revoke every session of the user.
@@ -164,15 +119,50 @@ class AccountRecoveryService:
         record.used_at = now
         return user
 
-    def _link(self, path: str, token: str) -> str:
+    async def _mail_link(self, session: AsyncSession, user: User, purpose: TokenPurpose) -> None:
+        """Issue a token of ``purpose`` and mail its link once the transaction commits."""
+        minutes = (
+            self.settings.verification_ttl_minutes
+            if purpose is TokenPurpose.VERIFY_EMAIL
+            else self.settings.password_reset_ttl_minutes
+        )
+        token = await self._issue(session, user, purpose, minutes)
+        path, subject, template = _MAILS[purpose]
         base = self.settings.frontend_url.rstrip("/")
-        return f"{base}{path}?{urlencode({'token': token})}"
+        link = f"{base}{path}?{urlencode({'token': token})}"
+        message = OutgoingEmail(
+            to=user.email,
+            subject=subject,
+            text=template.format(link=link, valid_for=_duration(minutes)),
+            kind=purpose.value,
+            link=link,
+        )
 
-    def _mail_after_commit(self, session: AsyncSession, message: OutgoingEmail) -> None:
         async def send() -> None:
             await self.mailer.send(message)
 
         on_commit(session, send)
+
+
+#: Per purpose: the front-end path of the link, the subject and the text of the mail.
+_MAILS = {
+    TokenPurpose.VERIFY_EMAIL: (
+        VERIFY_EMAIL_PATH,
+        "Confirm your email address",
+        "Please confirm your email address by opening this link:\n\n{link}\n\n"
+        "The link is valid for {valid_for} and works once. "
+        "If you did not create an account, ignore this email.\n",
+    ),
+    TokenPurpose.PASSWORD_RESET: (
+        RESET_PASSWORD_PATH,
+        "Reset your password",
+        "Someone, hopefully you, asked to reset the password of your account. "
+        "Choose a new password here:\n\n{link}\n\n"
+        "The link is valid for {valid_for} and works once; using it signs "
+        "you out on every device. If you did not ask for this, ignore this email: "
+        "your password stays unchanged.\n",
+    ),
+}
 
 
 def _duration(minutes: int) -> str:

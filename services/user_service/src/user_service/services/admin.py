@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.db.pagination import Keyset, Page, decode_cursor, page_from_rows
@@ -30,12 +31,12 @@ def _position(user: User) -> Keyset:
     return Keyset(at=user.created_at, id=user.id)
 
 
+@dataclass(frozen=True, slots=True)
 class AdminService:
     """User management for administrators; never commits."""
 
-    def __init__(self, revoker: SessionRevoker, cached_users: CachedUsers) -> None:
-        self.revoker = revoker
-        self.cached_users = cached_users
+    revoker: SessionRevoker
+    cached_users: CachedUsers
 
     async def list_users(
         self,

@@ -47,28 +47,18 @@ class ClientInfo:
     ip: str | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuthService:
     """Token issuance rules; never commits."""
 
-    def __init__(
-        self,
-        *,
-        hasher: PasswordHasher,
-        issuer: TokenIssuer,
-        lockout: Lockout,
-        limiter: RateLimiter,
-        revoker: SessionRevoker,
-        jwt: JwtSettings,
-        refresh_secret: str,
-    ) -> None:
-        self.hasher = hasher
-        self.issuer = issuer
-        self.lockout = lockout
-        self.limiter = limiter
-        self.revoker = revoker
-        self.jwt = jwt
-        #: Derives a rotated refresh token's successor (see ``successor_refresh_token``).
-        self.refresh_secret = refresh_secret
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+    lockout: Lockout
+    limiter: RateLimiter
+    revoker: SessionRevoker
+    jwt: JwtSettings
+    #: Derives a rotated refresh token's successor (see ``successor_refresh_token``).
+    refresh_secret: str
 
     async def login(
         self,

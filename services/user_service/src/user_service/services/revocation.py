@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -38,16 +39,14 @@ def denylist_ttl_s(jwt: JwtSettings) -> int:
     return jwt.access_ttl_s + 30
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionRevoker:
     """Revokes sessions in the caller's transaction and lists them in Redis after commit."""
 
-    def __init__(
-        self, denylist: SessionDenylist, *, ttl_s: int, on_write_failed: Callable[[], None]
-    ) -> None:
-        self.denylist = denylist
-        self.ttl_s = ttl_s
-        #: Called when a denylist write fails: the maintainer then rebuilds the list.
-        self.on_write_failed = on_write_failed
+    denylist: SessionDenylist
+    ttl_s: int
+    #: Called when a denylist write fails: the maintainer then rebuilds the list.
+    on_write_failed: Callable[[], None]
 
     async def revoke(
         self,

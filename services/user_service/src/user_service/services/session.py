@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
@@ -13,11 +14,11 @@ from user_service.repositories import SessionRepository
 from user_service.services.revocation import SessionRevoker
 
 
+@dataclass(frozen=True, slots=True)
 class SessionService:
     """Session listing and revocation for the signed-in user."""
 
-    def __init__(self, revoker: SessionRevoker) -> None:
-        self.revoker = revoker
+    revoker: SessionRevoker
 
     async def list_active(self, session: AsyncSession, *, user_id: uuid.UUID) -> Sequence[Session]:
         """Unrevoked, unexpired sessions, most recently used first."""

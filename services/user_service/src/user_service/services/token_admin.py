@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 from servicekit.auth import Authenticator, InvalidToken
@@ -18,21 +19,14 @@ from user_service.tokens import hash_token
 REFRESH_HINT = "refresh_token"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokenAdminService:
     """Revocation for clients, introspection for other services; never commits."""
 
-    def __init__(
-        self,
-        *,
-        revoker: SessionRevoker,
-        authenticator: Authenticator,
-        jwt: JwtSettings,
-        clients: IntrospectionSettings,
-    ) -> None:
-        self.revoker = revoker
-        self.authenticator = authenticator
-        self.jwt = jwt
-        self.clients = clients
+    revoker: SessionRevoker
+    authenticator: Authenticator
+    jwt: JwtSettings
+    clients: IntrospectionSettings
 
     async def revoke(
         self,

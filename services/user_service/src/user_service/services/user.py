@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from servicekit.db import AsyncSession
 from user_service.models import Role, User
@@ -10,11 +11,11 @@ from user_service.repositories import UserRepository
 from user_service.security import PasswordHasher, normalize_email
 
 
+@dataclass(frozen=True, slots=True)
 class UserService:
     """Creates and reads users; never commits (the request or the CLI does)."""
 
-    def __init__(self, hasher: PasswordHasher) -> None:
-        self.hasher = hasher
+    hasher: PasswordHasher
 
     async def create(
         self,

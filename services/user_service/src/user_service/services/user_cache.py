@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -18,11 +19,11 @@ from user_service.schemas.user import UserSnapshot
 UserCache = Cache[UserSnapshot]
 
 
+@dataclass(frozen=True, slots=True)
 class CachedUsers:
     """Users read through the cache, as the snapshots responses are built from."""
 
-    def __init__(self, cache: UserCache) -> None:
-        self.cache = cache
+    cache: UserCache
 
     async def get(
         self, user_id: uuid.UUID, open_connection: ConnectionSource
