@@ -24,10 +24,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
@@ -67,6 +65,10 @@ from harness.seed import login, seed_users
 from harness.servers import RssSampler, Server, settle
 from harness.targets import compute_ratios, evaluate_targets, peak_rss
 from servicekit.testing.process import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 
 @contextlib.contextmanager
@@ -361,7 +363,7 @@ def main() -> int:
 
 
 def server_description() -> str:
-    """uvicorn with the loop and HTTP implementation its ``auto`` settings resolve to."""
+    """Uvicorn with the loop and HTTP implementation its ``auto`` settings resolve to."""
     import uvicorn
 
     parts = [f"uvicorn {uvicorn.__version__}"]

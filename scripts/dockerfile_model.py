@@ -1,5 +1,6 @@
 """deploy/Dockerfile and .dockerignore as the smoke run reads them: stages and their
-instructions, flags, exec-form commands, and Docker's ignore-pattern matching."""
+instructions, flags, exec-form commands, and Docker's ignore-pattern matching.
+"""
 
 from __future__ import annotations
 

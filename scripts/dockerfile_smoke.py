@@ -119,7 +119,8 @@ class Simulation:
 
     def base_env(self) -> dict[str, str]:
         """The host environment (proxies, CA bundles) without the service's settings or an
-        active virtualenv, which would leak into the steps and the smoke run."""
+        active virtualenv, which would leak into the steps and the smoke run.
+        """
         return {
             k: v
             for k, v in os.environ.items()
@@ -128,7 +129,8 @@ class Simulation:
 
     def run_env(self) -> dict[str, str]:
         """A ``RUN`` step's environment: the stage's ``ENV`` over the host's, with the host
-        tools found for skipped ``COPY --from`` steps first on ``PATH``."""
+        tools found for skipped ``COPY --from`` steps first on ``PATH``.
+        """
         env = {**self.base_env(), **self.env}
         env["PATH"] = os.pathsep.join([*self.tool_dirs, env.get("PATH", os.defpath)])
         return env
@@ -136,7 +138,8 @@ class Simulation:
     def host_tool(self, ins: Instruction, dest: str) -> None:
         """Find the host's copy of a binary the image takes from another image. uv installed
         with pip is reached as ``python3 -m uv`` and is not on ``PATH``; ``uv run`` names
-        the running binary in ``$UV``."""
+        the running binary in ``$UV``.
+        """
         name = Path(dest).name
         found = shutil.which(name) or (os.environ.get("UV") if name == "uv" else None)
         if found is None:

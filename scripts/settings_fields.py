@@ -16,13 +16,16 @@ import textwrap
 import tokenize
 import types
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import annotated_types
 from pydantic import BaseModel, SecretStr
-from pydantic.fields import FieldInfo
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydantic.fields import FieldInfo
 
 MAX_DEFAULT_CHARS = 60
 EN_DASH = "\u2013"
@@ -51,8 +54,9 @@ MACHINE_DEPENDENT = {
 
 
 def markdown(text: str) -> str:
-    """reST inline literals (````x````) → Markdown (```x```), paragraphs unwrapped and
-    ending with a full stop."""
+    """ReST inline literals (````x````) → Markdown (```x```), paragraphs unwrapped and
+    ending with a full stop.
+    """
     text = re.sub(r"``(.+?)``", r"`\1`", text)
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
     return "\n\n".join(p if p[-1] in ".!?:)" else f"{p}." for p in paragraphs if p)

@@ -83,7 +83,8 @@ class Row:
 
 def count(junit: Path) -> tuple[int, int, int, int]:
     """(cases, passed, failed, skipped) from a JUnit XML file. An expected failure
-    (``xfail``: a known bug) counts as failed: the behaviour it checks does not hold."""
+    (``xfail``: a known bug) counts as failed: the behaviour it checks does not hold.
+    """
     cases = failed = skipped = 0
     for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - our own file
         cases += 1
@@ -112,7 +113,8 @@ def _answers(url: str, default_port: int, *, resp: bool = False) -> bool:
 
 def real_backends() -> tuple[dict[str, str], str | None]:
     """The environment that pins the test plugin to PostgreSQL and a real Redis server, or
-    why they cannot be used (then nothing runs). Explicit URLs win over every fallback."""
+    why they cannot be used (then nothing runs). Explicit URLs win over every fallback.
+    """
     database = os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL
     redis = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
     if make_url(database).get_backend_name() != "postgresql":

@@ -9,9 +9,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
 
 BENCH = Path(__file__).resolve().parent.parent
 RESULTS = BENCH / "results"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.common import DURATION, OVERLOAD, THREADS, WARMUP, out
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # ------------------------------------------------------------------------------- report
 
@@ -18,7 +20,8 @@ def ratio(a: float, b: float) -> float | None:
 def unexpected_errors(result: dict[str, Any]) -> int:
     """Socket errors plus non-2xx responses wrk saw, less those the server's own counters
     show were deliberate 429/503 back-pressure (the server's counts also include requests
-    finished after wrk stopped, so they only classify, never add)."""
+    finished after wrk stopped, so they only classify, never add).
+    """
     sockets = int(sum(result["socket_errors"].values()))
     status: dict[str, int] = result.get("status_counts") or {}
     deliberate = status.get("429", 0) + status.get("503", 0)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from harness.common import HASH_SAMPLES, PASSWORD
+
+if TYPE_CHECKING:
+    import httpx
 
 # ------------------------------------------------------------------------------- seeding
 
@@ -17,7 +18,8 @@ from harness.common import HASH_SAMPLES, PASSWORD
 async def seed_users(count: int) -> tuple[list[str], list[str], dict[str, Any]]:
     """Insert ``count`` verified users sharing one precomputed argon2id hash of PASSWORD
     (hashing each would cost ~40 ms of CPU apiece), through SQLAlchemy with the service's
-    models; then time single verifications with the service's own PasswordHasher."""
+    models; then time single verifications with the service's own PasswordHasher.
+    """
     from sqlalchemy import insert
 
     from servicekit.db import create_engine, create_sessionmaker

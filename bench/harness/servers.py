@@ -11,14 +11,16 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psutil
 
 from harness.common import WORK, log
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # ------------------------------------------------------------------------------ servers
 
@@ -129,7 +131,8 @@ class Server:
         """``http_requests_total`` by status, from the service's /metrics (every route but
         /metrics and /health: the route label is a template, not always the full path).
 
-        Server-side: it also counts requests still in flight when wrk stopped."""
+        Server-side: it also counts requests still in flight when wrk stopped.
+        """
         if not self.has_metrics:
             return None
         try:
@@ -165,7 +168,8 @@ class Server:
 
 def settle(servers: Sequence[Server], quiet_percent: float = 10.0, limit_s: float = 15.0) -> None:
     """Wait until the servers have drained what the previous step left queued (their CPU use
-    falls under ``quiet_percent`` of one core), so one step's backlog never slows the next."""
+    falls under ``quiet_percent`` of one core), so one step's backlog never slows the next.
+    """
     procs = [psutil.Process(pid) for srv in servers for pid in srv.worker_pids()]
     deadline = time.monotonic() + limit_s
     busy = 0.0
@@ -199,7 +203,8 @@ def _short_name(name: str, cmdline: str) -> str:
 class RssSampler:
     """Once a second: the peak RSS (VmHWM) of every running server's workers, and the CPU
     time used by processes that are not part of this run (anything but this process tree
-    and the PostgreSQL backends of the bench database), to flag steps a busy machine skewed."""
+    and the PostgreSQL backends of the bench database), to flag steps a busy machine skewed.
+    """
 
     def __init__(self, db_name: str = "") -> None:
         self.servers: list[Server] = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.common import OVERLOAD
 from harness.report import ratio, unexpected_errors
-from harness.servers import Server
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from harness.servers import Server
 
 
 def peak_rss(servers: Sequence[Server]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -24,8 +24,10 @@ from servicekit.ratelimit.limiter import RateLimiter
 from servicekit.redis.client import create_redis, discover
 from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.redis.keys import KeySpace
-from servicekit.settings import ServiceSettings
 from servicekit.state import AppState
+
+if TYPE_CHECKING:
+    from servicekit.settings import ServiceSettings
 
 log = get_logger(__name__)
 GC_YOUNG_THRESHOLD = 10_000
@@ -112,7 +114,8 @@ def _lifespan(
 
 async def _build_state(settings: ServiceSettings, stack: AsyncExitStack) -> AppState:
     """Engine, Redis (embedded when no URL is set), readiness checks and the rate limiter;
-    each is closed by ``stack`` at shutdown."""
+    each is closed by ``stack`` at shutdown.
+    """
     redis_url = settings.redis.url
     if not redis_url:
         # Single-process fallback; `serve` starts one server for all its workers.

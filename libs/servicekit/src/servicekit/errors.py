@@ -7,8 +7,10 @@ documents in exactly one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class AppError(Exception):
@@ -97,7 +99,8 @@ class DatabaseTimeout(DatabaseUnavailable):
 
 class TransactionConflict(ServiceUnavailable):
     """PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict
-    with a concurrent one; nothing was written, and the same request may succeed at once."""
+    with a concurrent one; nothing was written, and the same request may succeed at once.
+    """
 
     code = "transaction_conflict"
     message = "The request collided with a concurrent one and was rolled back; retry it."

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from starlette.requests import HTTPConnection
-from starlette.types import Scope
-
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+    from starlette.requests import HTTPConnection
+    from starlette.types import Scope
 
     from servicekit.auth.authenticator import Authenticator
     from servicekit.db.session import AsyncSession, SessionHook

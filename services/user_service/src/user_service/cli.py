@@ -9,9 +9,8 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
+from typing import TYPE_CHECKING
 
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.db.migrations import upgrade
@@ -23,6 +22,10 @@ from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role
 from user_service.security import PasswordHasher
 from user_service.services.user import UserService
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -14,13 +14,15 @@ import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiosmtplib
 
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
-from user_service.config import SmtpSettings, UserServiceSettings
+
+if TYPE_CHECKING:
+    from user_service.config import SmtpSettings, UserServiceSettings
 
 log = get_logger(__name__)
 
@@ -48,7 +50,8 @@ class EmailSender(Protocol):
 
 class ConsoleEmailSender:
     """Logs messages instead of sending them; ``show_links`` is off in production so a
-    token never reaches the logs there."""
+    token never reaches the logs there.
+    """
 
     def __init__(self, *, show_links: bool = False) -> None:
         self.show_links = show_links

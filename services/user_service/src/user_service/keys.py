@@ -8,13 +8,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
-from user_service.config import UserServiceSettings
+if TYPE_CHECKING:
+    from user_service.config import UserServiceSettings
 
 Algorithm = Literal["EdDSA", "RS256"]
 PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey

@@ -1,11 +1,12 @@
 """Start-up of the identity parts: keys, hasher, token verification, the services, denylist
 upkeep. Each service is built here with only the collaborators it uses and registered in
-the app state, where ``user_service.deps`` finds it by type."""
+the app state, where ``user_service.deps`` finds it by type.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -13,8 +14,6 @@ from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, Tok
 from servicekit.observability.logging import get_logger
 from servicekit.ratelimit import Lockout
 from servicekit.redis import REDIS_ERRORS, Cache
-from servicekit.state import AppState
-from user_service.config import UserServiceSettings
 from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import PublishedJwks, load_signing_key, published_jwks
 from user_service.schemas.user import UserSnapshot
@@ -35,13 +34,17 @@ from user_service.services.user import UserService
 from user_service.services.user_cache import CachedUsers, UserCache, invalidate_user_writes
 from user_service.tokens import TokenIssuer
 
+if TYPE_CHECKING:
+    from servicekit.state import AppState
+    from user_service.config import UserServiceSettings
+
 log = get_logger(__name__)
 Cleanup = Callable[[], Awaitable[None]]
 
 
 async def identity_startup(state: AppState) -> Cleanup:
     """Build the identity services and keep the revocation list complete while running."""
-    settings = cast(UserServiceSettings, state.settings)
+    settings = cast("UserServiceSettings", state.settings)
     signing_key = load_signing_key(settings)
     jwks = published_jwks(settings, signing_key)
     hasher = PasswordHasher(settings.password)

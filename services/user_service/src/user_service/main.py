@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from servicekit.app import create_app as create_service_app
 from user_service.api import wellknown
@@ -12,6 +12,9 @@ from user_service.config import UserServiceSettings, get_settings
 from user_service.deps import replay_stored_response
 from user_service.lifespan import identity_startup
 from user_service.services.idempotency import IdempotencyReplay
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def create_app(settings: UserServiceSettings | None = None) -> FastAPI:

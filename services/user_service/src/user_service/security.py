@@ -10,16 +10,19 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
-from user_service.config import PasswordSettings
 from user_service.errors import PasswordPolicyViolation
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from user_service.config import PasswordSettings
 
 T = TypeVar("T")
 

@@ -7,16 +7,20 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import jwt
 
 from servicekit.db.orm import utcnow
-from user_service.config import JwtSettings
-from user_service.keys import SigningKey
 from user_service.models import Role
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from user_service.config import JwtSettings
+    from user_service.keys import SigningKey
 
 ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.USER: ("user",),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from servicekit.auth.denylist import SessionDenylist
+from typing import TYPE_CHECKING
+
 from servicekit.auth.errors import InvalidToken
-from servicekit.auth.principal import Principal
-from servicekit.auth.verifier import TokenVerifier
+
+if TYPE_CHECKING:
+    from servicekit.auth.denylist import SessionDenylist
+    from servicekit.auth.principal import Principal
+    from servicekit.auth.verifier import TokenVerifier
 
 
 class Authenticator:

@@ -16,13 +16,16 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from servicekit.errors import ServiceUnavailable
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis.change_feed import ChangeFeed
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
-from servicekit.redis.keys import KeySpace
+
+if TYPE_CHECKING:
+    from servicekit.redis.keys import KeySpace
 
 #: Answers "is this session revoked?" from the source of truth when Redis cannot.
 RevocationFallback = Callable[[uuid.UUID], Awaitable[bool]]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKSetError
 
 from servicekit.observability.logging import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 log = get_logger(__name__)
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
-
-import httpx
 
 from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.denylist import SessionDenylist
@@ -14,6 +11,10 @@ from servicekit.auth.verifier import SUPPORTED_ALGORITHMS, TokenVerifier
 from servicekit.redis.keys import KeySpace
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    import httpx
+
     from servicekit.state import AppState
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import jwt
 from jwt.exceptions import InvalidTokenError
 
 from servicekit.auth.errors import InvalidToken
-from servicekit.auth.keys import KeySource
 from servicekit.auth.principal import Principal
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from servicekit.auth.keys import KeySource
 
 #: Claims every access token must carry.
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "scope")

@@ -6,20 +6,23 @@ Built in the application lifespan (:func:`create_engine`), never at import time.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from servicekit.context import record_query
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
-from servicekit.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext, ExecutionContext
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+    from servicekit.settings import ServiceSettings
 
 #: Execution option / ``Connection.info`` key overriding SQLite's ``BEGIN IMMEDIATE`` with a
 #: deferred ``BEGIN``: for read-only work (see :func:`servicekit.db.read_only_session`) and the

@@ -6,15 +6,18 @@ also writes, so mypy accepts only a writing :class:`~servicekit.db.session.Async
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.exc import StaleDataError
 
-from servicekit.db.session import AsyncReadSession, AsyncSession
 from servicekit.errors import PreconditionFailed
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from servicekit.db.session import AsyncReadSession, AsyncSession
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
-from fastapi import Request
+from fastapi import Request  # noqa: TC002 - FastAPI reads dependency annotations at run time
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlalchemy.ext.asyncio import AsyncSession as _SQLAlchemyAsyncSession
-from sqlalchemy.orm import Session
 
 from servicekit.db.engine import READ_ONLY
 from servicekit.errors import AppError
 from servicekit.observability.logging import get_logger
 from servicekit.state import app_state
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class AsyncReadSession(_SQLAlchemyAsyncSession):
@@ -74,7 +77,8 @@ async def rollback(session: AsyncSession) -> None:
 @asynccontextmanager
 async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commit when the block succeeds (or raises an ``AppError`` with ``commit_changes``);
-    roll back on any other exception."""
+    roll back on any other exception.
+    """
     try:
         yield session
     except AppError as exc:
@@ -95,7 +99,8 @@ async def read_only_session(
 ) -> AsyncIterator[AsyncReadSession]:
     """A session for reads only: on SQLite it does not queue behind writers for the lock; on
     PostgreSQL it runs in autocommit, so a one-statement read is one round trip instead of
-    three (BEGIN, the query, COMMIT). Reads of several statements see no common snapshot."""
+    three (BEGIN, the query, COMMIT). Reads of several statements see no common snapshot.
+    """
     async with sessionmaker() as session:
         bind = session.bind
         sqlite = bind is not None and bind.dialect.name == "sqlite"
@@ -107,7 +112,8 @@ async def read_only_session(
 async def read_only_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection for a one-statement Core read, without an ORM session (about a third
     of the CPU of :func:`read_only_session` for a read by primary key). Autocommit on
-    PostgreSQL; on SQLite a deferred ``BEGIN``, so it does not queue behind writers."""
+    PostgreSQL; on SQLite a deferred ``BEGIN``, so it does not queue behind writers.
+    """
     async with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         yield await connection.execution_options(**(READ_ONLY if sqlite else _AUTOCOMMIT))
@@ -124,7 +130,8 @@ async def get_read_connection_source(request: Request) -> ConnectionSource:
 
 def read_connection_source(request: Request) -> ConnectionSource:
     """:func:`get_read_connection_source` as a plain function, for routes that avoid
-    dependencies on the hot path; it honours the same dependency override (tests)."""
+    dependencies on the hot path; it honours the same dependency override (tests).
+    """
     override = request.app.dependency_overrides.get(get_read_connection_source)
     if override is not None:
         source: ConnectionSource = override()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
-from starlette.types import Message, Receive
 
 from servicekit.errors import PayloadTooLarge
 from servicekit.http.problem import problem_response
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+    from starlette.types import Message, Receive
 
 
 def _detail(max_bytes: int) -> str:
@@ -16,7 +20,8 @@ def _detail(max_bytes: int) -> str:
 
 def declared_too_large(content_length: bytes | None, max_bytes: int) -> bool:
     """Whether a declared ``Content-Length`` is over the limit (malformed ones are the
-    server's to reject: h11/httptools refuse them before the app sees the request)."""
+    server's to reject: h11/httptools refuse them before the app sees the request).
+    """
     if content_length is None:
         return False
     try:

@@ -8,20 +8,23 @@ or secret.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 from servicekit.db.errors import database_error
 from servicekit.errors import AppError
 from servicekit.http.problem import code_for_status, problem_response, title
 from servicekit.observability.logging import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fastapi import FastAPI, Request
+    from starlette.responses import Response
 
 log = get_logger("servicekit.errors")
 
@@ -84,7 +87,8 @@ async def _database_error_handler(request: Request, exc: Exception) -> Response:
 
 def _allowed_methods(request: Request) -> str:
     """Every method the path supports (RFC 9110 §15.5.6). Starlette names only the methods
-    of the first route that matched the path, though several routes may share it."""
+    of the first route that matched the path, though several routes may share it.
+    """
     path = request.scope.get("path", "")
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.routes):  # included routers, flattened

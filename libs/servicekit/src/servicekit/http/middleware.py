@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.context import RequestContext, request_context_var, request_id_var, user_id_var
 from servicekit.http.body_limit import declared_too_large, limit_receive, too_large_response
@@ -33,6 +31,12 @@ from servicekit.http.security import HostPolicy, SecurityHeaders
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.state import scope_app_state
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from starlette.responses import Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = get_logger("servicekit.access")
 

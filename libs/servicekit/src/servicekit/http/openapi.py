@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from servicekit.http.problem import Problem, problem_responses
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from servicekit.context import current_request_id
-from servicekit.errors import AppError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from servicekit.errors import AppError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:problem-type:"

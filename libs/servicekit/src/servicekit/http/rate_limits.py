@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from starlette.responses import Response
+from typing import TYPE_CHECKING
 
 from servicekit.http.problem import problem_response
 from servicekit.ratelimit.limiter import RateLimited, RateLimiter, RateLimitResult, most_restrictive
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from starlette.responses import Response
 
 GLOBAL_RULE = "global_ip"
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 import re
+from typing import TYPE_CHECKING
 
-from starlette.types import Scope
-
-from servicekit.context import RequestContext
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from servicekit.context import RequestContext
 
 REQUEST_ID_HEADER = "x-request-id"
 #: Recorded (never sent) for requests whose client disconnected; nginx's convention.

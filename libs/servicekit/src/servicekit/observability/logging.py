@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from structlog.types import EventDict, Processor, WrappedLogger
 
 from servicekit.context import request_id_var, user_id_var
-from servicekit.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from structlog.types import EventDict, Processor, WrappedLogger
+
+    from servicekit.settings import ServiceSettings
 
 
 def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -47,7 +50,8 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def _add_request_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """The request id and user id of the request being served, read from the chassis'
     context variables at log time: binding them into structlog's context on every request
-    cost more than all the lines a request usually logs."""
+    cost more than all the lines a request usually logs.
+    """
     request_id = request_id_var.get()
     if request_id is not None:
         event_dict.setdefault("request_id", request_id)

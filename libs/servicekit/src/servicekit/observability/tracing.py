@@ -9,13 +9,12 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from servicekit.settings import ServiceSettings
-
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from servicekit.settings import ServiceSettings
 
 # Apps instrumented per provider, so :func:`shutdown` can undo what :func:`instrument_app` did.
 _instrumented_apps: weakref.WeakKeyDictionary[Any, weakref.WeakSet[FastAPI]] = (
@@ -79,7 +78,8 @@ def instrument_backends(engine: AsyncEngine, provider: Any) -> None:
 
 def _mark_cluster_span(span: Any, instance: Any, args: Any, kwargs: Any) -> None:
     """Say ``db.system=redis`` on cluster client spans too: the instrumentation reads it (and
-    the server address) from a connection pool, which the cluster client does not have."""
+    the server address) from a connection pool, which the cluster client does not have.
+    """
     if span.is_recording() and not hasattr(instance, "connection_pool"):
         span.set_attribute("db.system", "redis")
 

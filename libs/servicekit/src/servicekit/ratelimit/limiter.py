@@ -12,9 +12,9 @@ import asyncio
 import hashlib
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from servicekit.context import record_rate_limits
 from servicekit.errors import AppError, ServiceUnavailable
@@ -22,8 +22,12 @@ from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.ratelimit.refill_queue import RefillQueue
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
-from servicekit.redis.keys import KeySpace
-from servicekit.settings import RuleSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from servicekit.redis.keys import KeySpace
+    from servicekit.settings import RuleSettings
 
 # Generic Cell Rate Algorithm. KEYS[1] the bucket; ARGV[1] emission interval (ms),
 # ARGV[2] burst (requests), ARGV[3] cost. Returns {allowed, remaining, reset_ms, retry_ms}.

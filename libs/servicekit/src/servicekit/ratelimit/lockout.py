@@ -9,6 +9,7 @@ nothing) and no email appears in Redis.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +22,9 @@ from servicekit.ratelimit.limiter import (
     identity_digest,
 )
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
-from servicekit.redis.keys import KeySpace
+
+if TYPE_CHECKING:
+    from servicekit.redis.keys import KeySpace
 
 # KEYS: failures, level, lock. ARGV: threshold, window ms, base ms, cap ms, level ttl ms.
 _RECORD_FAILURE = """

@@ -26,19 +26,23 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db.session import on_commit
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis.change_feed import ChangeFeed
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
-from servicekit.redis.keys import KeySpace
 from servicekit.redis.local_tier import LocalTier
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from servicekit.redis.keys import KeySpace
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _NEGATIVE = "\x00none"

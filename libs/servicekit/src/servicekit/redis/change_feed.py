@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-
-from redis.asyncio.client import PubSub
+from typing import TYPE_CHECKING
 
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import PubSub
 
 # KEYS[1] generation; ARGV[1] channel, ARGV[2] payload. Returns the new generation.
 _PUBLISH = """

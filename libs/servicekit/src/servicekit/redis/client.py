@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
@@ -19,7 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from servicekit.settings import ServiceSettings
+if TYPE_CHECKING:
+    from servicekit.settings import ServiceSettings
 
 #: A client of one Redis server or of a Redis Cluster.
 AnyRedis: TypeAlias = Redis | RedisCluster

@@ -11,8 +11,10 @@ used together by one script must share a hash slot: :meth:`KeySpace.entity` with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from servicekit.settings import ServiceSettings
+if TYPE_CHECKING:
+    from servicekit.settings import ServiceSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,5 +40,6 @@ class KeySpace:
 
     def tagged(self, entity: str, ident: object, *, version: int = 1) -> str:
         """The key of one ``entity`` with its id as hash tag: keys derived from it by a
-        suffix (``…}:lock``) land in the same slot."""
+        suffix (``…}:lock``) land in the same slot.
+        """
         return f"{self.entity(entity, version=version)}{{{ident}}}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from servicekit.redis.change_feed import ChangeFeed
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from servicekit.redis.change_feed import ChangeFeed
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 
 from servicekit.db.repository import Repository
 from user_service.models import EmailToken, TokenPurpose
+
+if TYPE_CHECKING:
+    import uuid
 
 
 class EmailTokenRepository(Repository[EmailToken]):
@@ -17,7 +20,8 @@ class EmailTokenRepository(Repository[EmailToken]):
 
     async def get_locked(self, token_hash: str, purpose: TokenPurpose) -> EmailToken | None:
         """The token of ``purpose`` with this hash, row-locked (``SELECT … FOR UPDATE`` on
-        PostgreSQL) so that concurrent confirmations of one token serialise."""
+        PostgreSQL) so that concurrent confirmations of one token serialise.
+        """
         return await self.get_one_or_none(
             self.select()
             .where(EmailToken.token_hash == token_hash, EmailToken.purpose == purpose)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 
 from servicekit.db.repository import Repository
 from user_service.models import IdempotencyKey
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
 class IdempotencyKeyRepository(Repository[IdempotencyKey]):

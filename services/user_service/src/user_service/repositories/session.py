@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from servicekit.db.repository import ReadRepository, Repository
 from user_service.models import RotatedRefreshToken, Session
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Sequence
+    from datetime import datetime
 
 
 class SessionRepository(Repository[Session]):
@@ -19,7 +22,8 @@ class SessionRepository(Repository[Session]):
 
     async def get_by_refresh_hash(self, token_hash: str, *, lock: bool) -> Session | None:
         """The session whose *current* refresh token has this hash; ``lock`` takes a row
-        lock (``SELECT … FOR UPDATE`` on PostgreSQL) so concurrent refreshes serialise."""
+        lock (``SELECT … FOR UPDATE`` on PostgreSQL) so concurrent refreshes serialise.
+        """
         statement = self.select().where(Session.refresh_token_hash == token_hash)
         if lock:
             statement = statement.with_for_update()

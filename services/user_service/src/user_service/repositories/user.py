@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import RowMapping, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from servicekit.db.repository import Repository
 from user_service.errors import EmailAlreadyRegistered
 from user_service.models import User
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 #: PostgreSQL's "lock not available", raised by ``NOWAIT`` when another transaction holds it.
 _LOCK_NOT_AVAILABLE = "55P03"

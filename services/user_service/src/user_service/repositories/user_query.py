@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from servicekit.db.pagination import Keyset, keyset_after, keyset_order
 from servicekit.db.repository import Repository
 from user_service.models import Role, User
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class UserQueryRepository(Repository[User]):

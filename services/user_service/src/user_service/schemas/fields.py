@@ -15,7 +15,8 @@ PASSWORD_POLICY_MARK = "x-password-policy"  # noqa: S105 - a schema key, not a p
 
 def _email_address(value: str) -> str:
     """``EmailStr``'s rules, except that RFC 2606 ``.test`` domains are accepted like
-    ``example.com``: reserved for testing, harmless, and what fuzzers and test suites use."""
+    ``example.com``: reserved for testing, harmless, and what fuzzers and test suites use.
+    """
     if "\r" in value or "\n" in value:
         raise PydanticCustomError(
             "value_error", "value is not a valid email address: {reason}",

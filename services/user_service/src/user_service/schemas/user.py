@@ -48,7 +48,8 @@ class UserSnapshot(UserRead):
 
     def as_response(self) -> RawResponse:
         """The :class:`UserRead` JSON of this user and its ``Content-Length``,
-        ``Content-Type`` and ``ETag`` headers, encoded on first use only."""
+        ``Content-Type`` and ``ETag`` headers, encoded on first use only.
+        """
         # Straight from pydantic's private-attribute dict: ``self._response`` goes through
         # ``BaseModel.__getattr__``, a measurable cost on the hottest route.
         private: dict[str, RawResponse | None] = self.__pydantic_private__  # type: ignore[assignment]

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from servicekit.db import AsyncSession
 from servicekit.observability.logging import get_logger
 from user_service.errors import WrongPassword
-from user_service.models import User
 from user_service.repositories import UserRepository
-from user_service.security import PasswordHasher
 from user_service.services.preconditions import check_version
-from user_service.services.revocation import SessionRevoker
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Collection
+
+    from servicekit.db import AsyncSession
+    from user_service.models import User
+    from user_service.security import PasswordHasher
+    from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
 

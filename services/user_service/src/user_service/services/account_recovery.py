@@ -14,20 +14,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from servicekit.db import AsyncSession, on_commit
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
-from servicekit.ratelimit import RateLimiter
-from user_service.config import EmailSettings
 from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
 from user_service.security import PasswordHasher, normalize_email
-from user_service.services.revocation import SessionRevoker
 from user_service.tokens import hash_token, new_opaque_token
+
+if TYPE_CHECKING:
+    from servicekit.ratelimit import RateLimiter
+    from user_service.config import EmailSettings
+    from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
 
@@ -47,7 +50,8 @@ class AccountRecoveryService:
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address;
-        do nothing otherwise (the caller answers the same either way)."""
+        do nothing otherwise (the caller answers the same either way).
+        """
         # Limited per address whether or not it is registered: the limit reveals nothing.
         await self.limiter.check([("verify_email_email", normalize_email(email))])
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))

@@ -8,21 +8,25 @@ leaves the system without an administrator.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.db.pagination import Keyset, Page, decode_cursor, page_from_rows
 from servicekit.observability.logging import get_logger
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository
-from user_service.schemas.user import UserSnapshot
 from user_service.security import normalize_email
 from user_service.services.preconditions import check_version
-from user_service.services.revocation import SessionRevoker
-from user_service.services.user_cache import CachedUsers
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Collection
+
+    from servicekit.db import AsyncSession, ConnectionSource
+    from user_service.schemas.user import UserSnapshot
+    from user_service.services.revocation import SessionRevoker
+    from user_service.services.user_cache import CachedUsers
 
 log = get_logger(__name__)
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
-from servicekit.ratelimit import Lockout, RateLimiter
-from user_service.config import JwtSettings
 from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
 from user_service.models import Session, User
 from user_service.repositories import SessionRepository, UserRepository
 from user_service.security import PasswordHasher, normalize_email
-from user_service.services.revocation import SessionRevoker
 from user_service.tokens import (
     ROLE_SCOPES,
     TokenIssuer,
@@ -24,6 +21,12 @@ from user_service.tokens import (
     new_opaque_token,
     successor_refresh_token,
 )
+
+if TYPE_CHECKING:
+    from servicekit.db import AsyncSession
+    from servicekit.ratelimit import Lockout, RateLimiter
+    from user_service.config import JwtSettings
+    from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
 

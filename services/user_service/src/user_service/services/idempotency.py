@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from user_service.errors import IdempotencyKeyInUse, IdempotencyKeyMismatch
-from user_service.models import IdempotencyKey
 from user_service.repositories import IdempotencyKeyRepository
+
+if TYPE_CHECKING:
+    from servicekit.db import AsyncSession
+    from user_service.models import IdempotencyKey
 
 KEY_TTL = timedelta(hours=24)
 _PENDING = 0  # status of a claimed key whose response is not known yet
@@ -52,7 +54,8 @@ class IdempotencyService:
         self, session: AsyncSession, *, scope: str, key: str, request_hash: str
     ) -> IdempotencyKey:
         """Claim ``key`` for this request, or raise :class:`IdempotencyReplay`,
-        :class:`IdempotencyKeyMismatch` or :class:`IdempotencyKeyInUse`."""
+        :class:`IdempotencyKeyMismatch` or :class:`IdempotencyKeyInUse`.
+        """
         repo = IdempotencyKeyRepository.from_session(session)
         for _ in range(3):  # an expired or vanished key is replaced; bounded
             now = utcnow()

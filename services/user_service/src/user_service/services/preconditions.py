@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from servicekit.errors import PreconditionFailed
-from user_service.models import User
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from user_service.models import User
 
 
 def check_version(user: User, if_match: Collection[int] | None) -> None:

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
-from servicekit.auth import SessionDenylist
 from servicekit.db import AsyncSession, on_commit, read_only_session
 from servicekit.db.orm import utcnow
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis import REDIS_ERRORS
-from user_service.config import JwtSettings
 from user_service.repositories import RevokedSessionReader, SessionRepository
 from user_service.services.idempotency import idempotency
-from user_service.services.user_cache import UserCache
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from servicekit.auth import SessionDenylist
+    from user_service.config import JwtSettings
+    from user_service.services.user_cache import UserCache
 
 log = get_logger(__name__)
 CHECK_INTERVAL_S = 0.25
@@ -82,7 +86,8 @@ class SessionRevoker:
 
 class DenylistMaintainer:
     """Rebuilds the denylist whenever it may be incomplete; hourly, it also purges expired
-    idempotency keys."""
+    idempotency keys.
+    """
 
     def __init__(
         self,
@@ -131,7 +136,8 @@ class DenylistMaintainer:
 
     async def check_once(self) -> None:
         """Rebuild if the sentinel is missing or a write failed; retry failed cache
-        invalidations (both mean Redis was unreachable and may hold stale state)."""
+        invalidations (both mean Redis was unreachable and may hold stale state).
+        """
         if self.dirty or not await self.denylist.is_complete():
             await self.rebuild()
         await self.user_cache.repair()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from user_service.errors import SessionNotFound
-from user_service.models import Session
 from user_service.repositories import SessionRepository
-from user_service.services.revocation import SessionRevoker
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Sequence
+
+    from servicekit.db import AsyncSession
+    from user_service.models import Session
+    from user_service.services.revocation import SessionRevoker
 
 
 @dataclass(frozen=True, slots=True)

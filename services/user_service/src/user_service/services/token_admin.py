@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servicekit.auth import Authenticator, InvalidToken
-from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
-from user_service.config import IntrospectionSettings, JwtSettings
 from user_service.errors import InvalidClient
-from user_service.models import Session
 from user_service.repositories import SessionRepository
-from user_service.services.revocation import SessionRevoker
 from user_service.tokens import hash_token
+
+if TYPE_CHECKING:
+    from servicekit.db import AsyncSession
+    from user_service.config import IntrospectionSettings, JwtSettings
+    from user_service.models import Session
+    from user_service.services.revocation import SessionRevoker
 
 REFRESH_HINT = "refresh_token"
 
@@ -36,7 +38,8 @@ class TokenAdminService:
         hint: str | None,
     ) -> None:
         """Revoke the session behind a refresh or access token. Unknown tokens are ignored
-        (RFC 7009 §2.2: the answer is the same, so it reveals nothing)."""
+        (RFC 7009 §2.2: the answer is the same, so it reveals nothing).
+        """
         record = await self._refresh_session(session, token)
         if record is not None:
             await self.revoker.revoke(
@@ -65,7 +68,8 @@ class TokenAdminService:
         hint: str | None,
     ) -> dict[str, Any]:
         """What the token is and whether it is active, for a service that
-        :meth:`authenticate_client` admitted."""
+        :meth:`authenticate_client` admitted.
+        """
         if hint != REFRESH_HINT:
             try:
                 principal = await self.authenticator.authenticate(token)

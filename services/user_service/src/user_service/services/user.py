@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from servicekit.db import AsyncSession
 from user_service.models import Role, User
 from user_service.repositories import UserRepository
 from user_service.security import PasswordHasher, normalize_email
+
+if TYPE_CHECKING:
+    import uuid
+
+    from servicekit.db import AsyncSession
 
 
 @dataclass(frozen=True, slots=True)

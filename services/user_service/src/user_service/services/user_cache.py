@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session as OrmSession
 
-from servicekit.db import AsyncSession, ConnectionSource, SessionHook
 from servicekit.redis.cache import Cache
 from user_service.models import User
 from user_service.repositories import UserRepository
 from user_service.schemas.user import UserSnapshot
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.orm import Session as OrmSession
+
+    from servicekit.db import AsyncSession, ConnectionSource, SessionHook
 
 UserCache = Cache[UserSnapshot]
 
@@ -43,7 +47,8 @@ class CachedUsers:
 
 def invalidate_user_writes(cache: UserCache) -> SessionHook:
     """A session hook: any flushed insert, update or delete of a user drops its cache entry
-    once the transaction commits — whichever code path made the change."""
+    once the transaction commits — whichever code path made the change.
+    """
     marker = f"user_cache_watch:{id(cache)}"
 
     def hook(session: AsyncSession) -> None:

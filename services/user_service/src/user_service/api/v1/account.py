@@ -35,7 +35,8 @@ async def request_email_verification(
     body: EmailLinkRequest, session: DbSession, recovery: AccountRecovery
 ) -> LinkRequested:
     """Mail a verification link; the answer is the same whether or not the address is
-    registered (or already verified)."""
+    registered (or already verified).
+    """
     await recovery.request_verification(session, email=body.email)
     return LinkRequested()
 
@@ -65,7 +66,8 @@ async def request_password_reset(
     idempotent: Idempotency,
 ) -> LinkRequested:
     """Mail a password-reset link; the answer is the same whether or not the address is
-    registered. A retry with the same ``Idempotency-Key`` sends no second mail."""
+    registered. A retry with the same ``Idempotency-Key`` sends no second mail.
+    """
     await recovery.request_password_reset(session, email=body.email)
     return await idempotent.remember(LinkRequested(), response)
 
