@@ -1,5 +1,7 @@
-"""The baseline of ``make bench``: a bare FastAPI app with one route returning a constant
-small JSON object, served the way ``user-service serve`` serves the service.
+"""The baseline of ``make bench``: a bare FastAPI app with one route.
+
+The route returns a constant small JSON object; the app is served the way
+``user-service serve`` serves the service.
 
 The ``uvicorn.run`` call mirrors ``user_service.cli.serve`` flag for flag (factory, worker
 count, no log config, no access log, no ``Server`` header, no proxy headers, loop and HTTP

@@ -44,6 +44,7 @@ SERVICE_IMAGE_HINTS = ("user-service", "user_service")
 
 
 def say(message: str) -> None:
+    """Print a line prefixed with ``deploy-env:``."""
     sys.stdout.write(f"deploy-env: {message}\n")
 
 
@@ -69,6 +70,7 @@ def resolve(name: str) -> str | None:
 
 
 def compose_environments() -> dict[str, dict[str, str]]:
+    """The environment of each user-service container in ``docker-compose config``."""
     env = {**os.environ, **COMPOSE_PLACEHOLDERS}
     out = subprocess.run(
         ["docker-compose", "-f", "docker-compose.yml", "config"],  # noqa: S607
@@ -89,6 +91,7 @@ def compose_environments() -> dict[str, dict[str, str]]:
 
 
 def kubernetes_environments() -> dict[str, dict[str, str]]:
+    """The data of each rendered ConfigMap plus the variables Secrets provide (needs kubectl)."""
     if not shutil.which("kubectl"):
         say("WARNING: no kubectl; the Kubernetes ConfigMaps were not checked")
         return {}
@@ -129,6 +132,7 @@ def builds(environment: dict[str, str]) -> str | None:
 
 
 def main() -> int:
+    """Check every environment found; 1 when one has a problem or none was found."""
     environments = {**compose_environments(), **kubernetes_environments()}
     problems = []
     for where, environment in environments.items():

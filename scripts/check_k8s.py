@@ -32,9 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 K8S_VERSIONS = ("1.29.0", "1.37.0")
 WORKLOADS = {"Deployment", "Job", "StatefulSet", "DaemonSet"}
+PROBES = ("livenessProbe", "readinessProbe")
 
 
 def say(message: str) -> None:
+    """Print a line on stdout."""
     sys.stdout.write(f"{message}\n")
 
 
@@ -64,21 +66,34 @@ def renderer() -> list[str] | None:
 
 
 def documents(text: str) -> list[dict[str, Any]]:
+    """The mappings of a multi-document YAML text (empty and other documents dropped)."""
     return [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod template's spec of a workload."""
     spec: dict[str, Any] = obj["spec"]["template"]["spec"]
     return spec
 
 
 def check_invariants(name: str, docs: list[dict[str, Any]], *, rendered: bool) -> list[str]:
     """Problems schema validation cannot find, as messages."""
-    problems: list[str] = []
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
     for doc in docs:
         by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    problems = selector_problems(by_kind)
+    config_maps = set(by_kind.get("ConfigMap", {}))
+    for kind in WORKLOADS & by_kind.keys():
+        for wname, workload in by_kind[kind].items():
+            problems += workload_problems(
+                name, kind, wname, workload, config_maps if rendered else None
+            )
+    return [f"{name}: {p}" for p in problems]
 
+
+def selector_problems(by_kind: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Deployments, Services, PodDisruptionBudgets and HPAs that do not point at the pods."""
+    problems: list[str] = []
     deployments = by_kind.get("Deployment", {})
     pod_labels = {
         dname: d["spec"]["template"]["metadata"].get("labels", {})
@@ -103,36 +118,43 @@ def check_invariants(name: str, docs: list[dict[str, Any]], *, rendered: bool) -
             problems.append(f"HorizontalPodAutoscaler {hname}: no Deployment {target['name']}")
         if hpa["spec"].get("minReplicas", 1) < 2:
             problems.append(f"HorizontalPodAutoscaler {hname}: minReplicas < 2 defeats the PDB")
+    return problems
 
-    config_maps = set(by_kind.get("ConfigMap", {}))
-    for kind in WORKLOADS & by_kind.keys():
-        for wname, workload in by_kind[kind].items():
-            spec = pod_spec(workload)
-            where = f"{kind} {wname}"
-            if not spec.get("securityContext", {}).get("runAsNonRoot"):
-                problems.append(f"{where}: pod securityContext.runAsNonRoot is not true")
-            for container in spec["containers"]:
-                at = f"{where} container {container['name']}"
-                context = container.get("securityContext", {})
-                if not context.get("readOnlyRootFilesystem"):
-                    problems.append(f"{at}: readOnlyRootFilesystem is not true")
-                if context.get("allowPrivilegeEscalation", True):
-                    problems.append(f"{at}: allowPrivilegeEscalation is not false")
-                resources = container.get("resources", {})
-                if not resources.get("requests") or not resources.get("limits"):
-                    problems.append(f"{at}: resources need requests and limits")
-                if kind == "Deployment":
-                    for probe in ("livenessProbe", "readinessProbe"):
-                        if probe not in container:
-                            problems.append(f"{at}: no {probe}")
-                for source in container.get("envFrom", []):
-                    ref = source.get("configMapRef", {}).get("name")
-                    if rendered and ref and ref not in config_maps:
-                        problems.append(f"{at}: ConfigMap {ref} is not part of {name}")
-    return [f"{name}: {p}" for p in problems]
+
+def workload_problems(
+    name: str, kind: str, wname: str, workload: dict[str, Any], config_maps: set[str] | None
+) -> list[str]:
+    """A workload's pod and containers: hardening, resources, probes, ConfigMap references.
+
+    ``config_maps`` holds the ConfigMaps of the rendered kustomization ``name`` (envFrom
+    references must be among them), or is ``None`` for files on their own (not checked).
+    """
+    spec = pod_spec(workload)
+    where = f"{kind} {wname}"
+    problems: list[str] = []
+    if not spec.get("securityContext", {}).get("runAsNonRoot"):
+        problems.append(f"{where}: pod securityContext.runAsNonRoot is not true")
+    for container in spec["containers"]:
+        at = f"{where} container {container['name']}"
+        context = container.get("securityContext", {})
+        if not context.get("readOnlyRootFilesystem"):
+            problems.append(f"{at}: readOnlyRootFilesystem is not true")
+        if context.get("allowPrivilegeEscalation", True):
+            problems.append(f"{at}: allowPrivilegeEscalation is not false")
+        resources = container.get("resources", {})
+        if not resources.get("requests") or not resources.get("limits"):
+            problems.append(f"{at}: resources need requests and limits")
+        if kind == "Deployment":
+            problems += [f"{at}: no {probe}" for probe in PROBES if probe not in container]
+        for source in container.get("envFrom", []):
+            ref = source.get("configMapRef", {}).get("name")
+            if config_maps is not None and ref and ref not in config_maps:
+                problems.append(f"{at}: ConfigMap {ref} is not part of {name}")
+    return problems
 
 
 def main() -> int:
+    """Validate the files, then each rendered kustomization, with the invariants; 1 on a problem."""
     standalone = sorted(
         p
         for p in K8S.rglob("*.yaml")

@@ -1,5 +1,6 @@
-"""deploy/Dockerfile and .dockerignore as the smoke run reads them: stages and their
-instructions, flags, exec-form commands, and Docker's ignore-pattern matching.
+"""deploy/Dockerfile and .dockerignore as the smoke run reads them.
+
+Stages and their instructions, flags, exec-form commands, and Docker's ignore-pattern matching.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Instruction:
+    """One Dockerfile instruction: its keyword, arguments and line number."""
+
     keyword: str
     args: str
     line: int
@@ -25,6 +28,8 @@ class Instruction:
 
 @dataclass
 class Stage:
+    """One build stage: its name and instructions."""
+
     name: str
     instructions: list[Instruction] = field(default_factory=list)
 
@@ -92,6 +97,7 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def load_dockerignore(path: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """The ignore rules in order: whether each negates (``!``), and its pattern."""
     rules = []
     for raw in path.read_text().splitlines():
         line = raw.strip()
@@ -135,6 +141,7 @@ def copy_from_context(source: str, dest: Path, rules: list[tuple[bool, re.Patter
 
 
 def exec_form(stage: Stage, keyword: str) -> list[str]:
+    """The exec-form (JSON) command of the stage's ``keyword`` instruction."""
     for ins in stage.instructions:
         if ins.keyword == keyword:
             args = ins.args

@@ -74,6 +74,7 @@ LEAKY_PREFIXES = ("USER_SERVICE_", "SERVICEKIT_", "TEST_", "OTEL_")
 
 
 def say(message: str) -> None:
+    """Print a line prefixed with ``dockerfile-smoke:``."""
     sys.stdout.write(f"dockerfile-smoke: {message}\n")
     sys.stdout.flush()
 
@@ -111,6 +112,8 @@ class Simulation:
         )
 
     def expand(self, value: str) -> str:
+        """Substitute ``$NAME`` and ``${NAME}`` from the stage's ``ENV``, else the host's."""
+
         def lookup(match: re.Match[str]) -> str:
             name = match.group(1) or match.group(2)
             return self.env.get(name, os.environ.get(name, ""))
@@ -118,8 +121,10 @@ class Simulation:
         return re.sub(r"\$\{(\w+)\}|\$(\w+)", lookup, value)
 
     def base_env(self) -> dict[str, str]:
-        """The host environment (proxies, CA bundles) without the service's settings or an
-        active virtualenv, which would leak into the steps and the smoke run.
+        """The host environment (proxies, CA bundles), less what would leak into the run.
+
+        Without the service's settings or an active virtualenv, which would leak into the
+        steps and the smoke run.
         """
         return {
             k: v
@@ -128,17 +133,19 @@ class Simulation:
         }
 
     def run_env(self) -> dict[str, str]:
-        """A ``RUN`` step's environment: the stage's ``ENV`` over the host's, with the host
-        tools found for skipped ``COPY --from`` steps first on ``PATH``.
+        """A ``RUN`` step's environment: the stage's ``ENV`` over the host's.
+
+        The host tools found for skipped ``COPY --from`` steps come first on ``PATH``.
         """
         env = {**self.base_env(), **self.env}
         env["PATH"] = os.pathsep.join([*self.tool_dirs, env.get("PATH", os.defpath)])
         return env
 
     def host_tool(self, ins: Instruction, dest: str) -> None:
-        """Find the host's copy of a binary the image takes from another image. uv installed
-        with pip is reached as ``python3 -m uv`` and is not on ``PATH``; ``uv run`` names
-        the running binary in ``$UV``.
+        """Find the host's copy of a binary the image takes from another image.
+
+        uv installed with pip is reached as ``python3 -m uv`` and is not on ``PATH``;
+        ``uv run`` names the running binary in ``$UV``.
         """
         name = Path(dest).name
         found = shutil.which(name) or (os.environ.get("UV") if name == "uv" else None)
@@ -148,6 +155,7 @@ class Simulation:
         say(f"  line {ins.line}: COPY --from skipped, host {name} used: {found}")
 
     def run_stage(self, stage: Stage, *, execute_run: bool) -> None:
+        """Replay a stage's ``ENV``, ``WORKDIR``, ``COPY`` and (if ``execute_run``) ``RUN``."""
         self.env, self.workdir, self.tool_dirs = {}, "/", []
         for ins in stage.instructions:
             if ins.keyword == "ENV":
@@ -179,6 +187,7 @@ class Simulation:
         self.simulated.add(stage.name)
 
     def copy(self, ins: Instruction) -> None:
+        """Replay a ``COPY`` from the build context or an earlier stage (else a host tool)."""
         flags, words = split_flags(ins.args)
         *sources, dest = words
         source_stage = flags.get("from")
@@ -202,6 +211,7 @@ class Simulation:
 
 
 def smoke(sim: Simulation, runtime: Stage) -> None:
+    """Run the runtime stage's entrypoint: set-up commands, then serve, health-check and stop."""
     entrypoint = exec_form(runtime, "ENTRYPOINT")
     cmd = exec_form(runtime, "CMD")
     healthcheck = exec_form(runtime, "HEALTHCHECK")
@@ -296,6 +306,7 @@ def smoke(sim: Simulation, runtime: Stage) -> None:
 
 
 def main() -> int:
+    """Simulate the build stage, then the runtime stage, then run the smoke test."""
     stages = parse_dockerfile(DOCKERFILE.read_text())
     build = next(s for s in stages if s.name == "build")
     runtime = stages[-1]

@@ -1,6 +1,7 @@
-"""What the configuration reference says of one settings field: its description (from
-the field or the ``#:`` comments in the class source), its type with bounds, and its
-default as the page prints it. Used by ``gen_config_docs.py``.
+"""What the configuration reference says of one settings field.
+
+Its description (from the field or the ``#:`` comments in the class source), its type with
+bounds, and its default as the page prints it. Used by ``gen_config_docs.py``.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ MACHINE_DEPENDENT = {
 
 
 def markdown(text: str) -> str:
-    """ReST inline literals (````x````) → Markdown (```x```), paragraphs unwrapped and
-    ending with a full stop.
+    """ReST inline literals (````x````) → Markdown (```x```), paragraphs unwrapped.
+
+    Each paragraph ends with a full stop (one is added when it has no closing punctuation).
     """
     text = re.sub(r"``(.+?)``", r"`\1`", text)
     paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]

@@ -1,5 +1,7 @@
-"""`make verify`: the slow fault-injection and fuzzing groups plus the fast verification
-subsets that `make test` also runs, one pytest run per group, summed up in one table.
+"""`make verify`: the verification groups, one pytest run per group, summed up in one table.
+
+The groups are the slow fault-injection and fuzzing groups plus the fast verification
+subsets that `make test` also runs.
 
 Counts come from each run's JUnit XML, not from parsing pytest's output; an expected
 failure (``xfail``, a known bug) counts as failed. Ends with ``verify: N passed, M failed``
@@ -42,6 +44,8 @@ VERIFY_LINK = f"{TESTS}/api/test_account.py::TestEmailVerification"
 
 @dataclass
 class Group:
+    """A group of tests: its name, test paths and extra pytest arguments."""
+
     name: str
     paths: list[str]
     args: list[str]
@@ -73,6 +77,8 @@ def groups() -> list[Group]:
 
 @dataclass
 class Row:
+    """One group's line in the summary table."""
+
     group: str
     cases: int
     passed: int
@@ -82,8 +88,10 @@ class Row:
 
 
 def count(junit: Path) -> tuple[int, int, int, int]:
-    """(cases, passed, failed, skipped) from a JUnit XML file. An expected failure
-    (``xfail``: a known bug) counts as failed: the behaviour it checks does not hold.
+    """(cases, passed, failed, skipped) from a JUnit XML file.
+
+    An expected failure (``xfail``: a known bug) counts as failed: the behaviour it checks
+    does not hold.
     """
     cases = failed = skipped = 0
     for case in ET.parse(junit).getroot().iter("testcase"):  # noqa: S314 - our own file
@@ -112,8 +120,10 @@ def _answers(url: str, default_port: int, *, resp: bool = False) -> bool:
 
 
 def real_backends() -> tuple[dict[str, str], str | None]:
-    """The environment that pins the test plugin to PostgreSQL and a real Redis server, or
-    why they cannot be used (then nothing runs). Explicit URLs win over every fallback.
+    """The environment that pins the test plugin to PostgreSQL and a real Redis server.
+
+    Or, when they cannot be used, the reason (then nothing runs). Explicit URLs win over every
+    fallback.
     """
     database = os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES_URL
     redis = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
@@ -131,6 +141,7 @@ def real_backends() -> tuple[dict[str, str], str | None]:
 
 
 def main() -> int:
+    """Run each group, print the table; 1 when a case failed or was skipped, 2 if not run."""
     backends, unusable = real_backends()
     if unusable:
         print(f"verify: not run: {unusable}", file=sys.stderr)  # noqa: T201

@@ -35,6 +35,7 @@ class Database:
 
     @property
     def url(self) -> str:
+        """The asyncpg URL of this run's database."""
         from sqlalchemy.engine import make_url
 
         url = make_url(self.admin_url).set(drivername="postgresql+asyncpg", database=self.name)
@@ -51,10 +52,12 @@ class Database:
             await conn.close()
 
     def create(self) -> None:
+        """Create the database and record the server's version."""
         self.server_version = asyncio.run(self._execute(f'CREATE DATABASE "{self.name}"'))
         log(f"created database {self.name} (PostgreSQL {self.server_version})")
 
     def drop(self) -> None:
+        """Drop the database, even with connections still open (``WITH (FORCE)``)."""
         asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
         log(f"dropped database {self.name}")
 
@@ -73,9 +76,11 @@ class Redis:
 
     @property
     def url(self) -> str:
+        """The server's URL (database 0)."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start the server and wait (10 s at most) until it answers ``PING``."""
         args = [
             self.binary,
             "--bind", "127.0.0.1",
@@ -105,6 +110,7 @@ class Redis:
         raise RuntimeError("redis did not start within 10 s")
 
     def stop(self) -> None:
+        """Terminate the server if it runs; kill it when it has not exited within 10 s."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             process.terminate()

@@ -64,11 +64,13 @@ def log(message: str) -> None:
 
 
 def out(line: str = "") -> None:
+    """Write a line of the report to stdout."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
 def exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    """The SIGTERM handler: exit with status 143 through the normal clean-up."""
     raise SystemExit(143)  # run the `finally` blocks: stop servers, drop the database
 
 
@@ -130,6 +132,7 @@ def redis_binary() -> str:
 
 
 def tool_version(cmd: Sequence[str]) -> str:
+    """The first line ``cmd`` prints (a tool's version), or ``""`` when it cannot run."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
         text = (done.stdout or done.stderr).strip().splitlines()

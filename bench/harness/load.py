@@ -38,12 +38,15 @@ def write_list(name: str, rows: Sequence[tuple[str, str, str, str]]) -> Path:
 
 @dataclass
 class Wrk:
+    """The wrk binary and the scenario scripts it runs."""
+
     binary: str
     scripts: dict[str, Path]
 
     def start(
         self, label: str, url: str, script: str, args: Sequence[str], c: int, duration: int
     ) -> subprocess.Popen[str]:
+        """Start wrk with ``script`` at ``c`` connections for ``duration`` s; see :meth:`finish`."""
         if script == "register":  # a nonce per wrk process: the emails never repeat
             args = [f"{args[0]}-{label}", *args[1:]]
         cmd = [
@@ -66,6 +69,7 @@ class Wrk:
 
     @staticmethod
     def finish(process: subprocess.Popen[str]) -> dict[str, Any]:
+        """Wait for a wrk process, save its output in the logs and return its JSON result."""
         label: str = process.label  # type: ignore[attr-defined]
         try:
             stdout, stderr = process.communicate(timeout=process.duration + 60)  # type: ignore[attr-defined]
@@ -83,6 +87,7 @@ class Wrk:
     def run(
         self, label: str, url: str, script: str, args: Sequence[str], c: int, duration: int
     ) -> dict[str, Any]:
+        """Run wrk to the end and return its JSON result."""
         return self.finish(self.start(label, url, script, args, c, duration))
 
 
@@ -119,6 +124,7 @@ def summarize(
 
 
 def counter_diff(after: Counter[str] | None, before: Counter[str] | None) -> Counter[str] | None:
+    """``after`` less ``before``, without zero counts; None when either is unknown."""
     if after is None or before is None:
         return None
     diff = Counter(after)

@@ -14,13 +14,15 @@ if TYPE_CHECKING:
 
 
 def ratio(a: float, b: float) -> float | None:
+    """``a / b`` rounded to three decimals; None when ``b`` is zero."""
     return round(a / b, 3) if b else None
 
 
 def unexpected_errors(result: dict[str, Any]) -> int:
-    """Socket errors plus non-2xx responses wrk saw, less those the server's own counters
-    show were deliberate 429/503 back-pressure (the server's counts also include requests
-    finished after wrk stopped, so they only classify, never add).
+    """Socket errors plus non-2xx responses wrk saw, less deliberate 429/503 back-pressure.
+
+    The deliberate ones are those the server's own counters show (the server's counts also
+    include requests finished after wrk stopped, so they only classify, never add).
     """
     sockets = int(sum(result["socket_errors"].values()))
     status: dict[str, int] = result.get("status_counts") or {}
@@ -29,11 +31,30 @@ def unexpected_errors(result: dict[str, Any]) -> int:
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
+    """A number with thousands separators and ``digits`` decimals; a dash for None."""
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
 def print_table(data: dict[str, Any]) -> None:
-    s = data["scenarios"]
+    """Print the run on stdout: scenarios, hashing, peak RSS, ratios, targets, log warnings."""
+    out()
+    out(
+        f"make bench — {data['date']} — {data['machine']['cpus']} CPUs, wrk -t{THREADS} "
+        f"-d{DURATION}s (+{WARMUP}s warm-up), rate limits {data['config']['rate_limit']}"
+    )
+    _print_scenarios(data)
+    out()
+    _print_costs(data)
+    _print_errors(data["scenarios"])
+    out()
+    _print_ratios_and_targets(data)
+    _print_server_logs(data["server_logs"])
+    out()
+    out(f"took {data['elapsed_s']:.0f} s; wrote {data['written']}")
+
+
+def _table_rows(s: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    """The table's rows: name, scenario result and the baseline it is compared with (if any)."""
     rows = [
         ("baseline", s["baseline"], None),
         ("me_cached", s["me_cached"], s["baseline"]),
@@ -55,11 +76,12 @@ def print_table(data: dict[str, Any]) -> None:
         rows.append((f"baseline c={c}", s[f"baseline_c{c}"], None))
     rows.append(("scale: me_cached", s["scale_2w"], s["baseline_2w"]))
     rows.append(("scale: baseline", s["baseline_2w"], None))
-    out()
-    out(
-        f"make bench — {data['date']} — {data['machine']['cpus']} CPUs, wrk -t{THREADS} "
-        f"-d{DURATION}s (+{WARMUP}s warm-up), rate limits {data['config']['rate_limit']}"
-    )
+    return rows
+
+
+def _print_scenarios(data: dict[str, Any]) -> None:
+    """One row per scenario, then the busiest foreign processes of the rows they skewed."""
+    rows = _table_rows(data["scenarios"])
     header = (
         f"{'scenario':<18}{'c':>6}{'wrk':>5}{'req/s':>11}{'2xx/s':>11}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs base':>9}{'other CPU':>11}"
@@ -85,7 +107,10 @@ def print_table(data: dict[str, Any]) -> None:
         if r.get("other_cpu_percent", 0) >= 20 and r.get("other_cpu_top"):
             top = ", ".join(f"{proc} {pct:.0f}%" for proc, pct in r["other_cpu_top"].items())
             out(f"  {name}: {top}")
-    out()
+
+
+def _print_costs(data: dict[str, Any]) -> None:
+    """The cost of one argon2id verification and the peak RSS of each server's workers."""
     h = data["hashing"]
     out(
         f"single argon2id verification: {h['single_hash_ms']} ms of CPU "
@@ -100,6 +125,10 @@ def print_table(data: dict[str, Any]) -> None:
             for name, info in rss["servers"].items()
         )
     )
+
+
+def _print_errors(s: dict[str, Any]) -> None:
+    """The statuses of register and login when some failed, and the overload steps' errors."""
     for r_name, r in (("register", s["register"]), ("login", s["login"])):
         if r.get("status_counts") and r["non_2xx"]:
             out(f"{r_name} statuses: {r['status_counts']}")
@@ -110,7 +139,10 @@ def print_table(data: dict[str, Any]) -> None:
                 f"overload c={c}: non-2xx {r['non_2xx']} {r.get('status_counts', '')}, "
                 f"socket errors {r['socket_errors']}"
             )
-    out()
+
+
+def _print_ratios_and_targets(data: dict[str, Any]) -> None:
+    """The ratios, then each target with its value, goal and verdict."""
     out(f"{'ratio':<34}{'value':>9}")
     for key, value in data["ratios"].items():
         out(f"{key:<34}{fmt(value, 3):>9}")
@@ -119,15 +151,17 @@ def print_table(data: dict[str, Any]) -> None:
     for t in data["targets"]:
         verdict = "PASS" if t["pass"] else "FAIL"
         out(f"{t['name']:<40}{fmt(t['value']):>10}  {t['goal']:<10}{verdict:>7}")
-    logs = {k: v for k, v in data["server_logs"].items() if v}
+
+
+def _print_server_logs(server_logs: dict[str, dict[str, int]]) -> None:
+    """The most frequent warnings and errors each server logged, if any."""
+    logs = {k: v for k, v in server_logs.items() if v}
     if logs:
         out()
         out("server log warnings/errors (full logs in bench/.work/logs/):")
         for name, events in logs.items():
             for event, n in sorted(events.items(), key=lambda kv: -kv[1])[:8]:
                 out(f"  {name}: {event} x{n}")
-    out()
-    out(f"took {data['elapsed_s']:.0f} s; wrote {data['written']}")
 
 
 def chart(data: dict[str, Any], path: Path) -> None:

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 
 
 async def seed_users(count: int) -> tuple[list[str], list[str], dict[str, Any]]:
-    """Insert ``count`` verified users sharing one precomputed argon2id hash of PASSWORD
-    (hashing each would cost ~40 ms of CPU apiece), through SQLAlchemy with the service's
-    models; then time single verifications with the service's own PasswordHasher.
+    """Insert ``count`` verified users sharing one precomputed argon2id hash of PASSWORD.
+
+    Hashing each would cost ~40 ms of CPU apiece. The users go in through SQLAlchemy with the
+    service's models; then single verifications are timed with the service's own
+    PasswordHasher.
     """
     from sqlalchemy import insert
 
@@ -82,6 +84,7 @@ async def seed_users(count: int) -> tuple[list[str], list[str], dict[str, Any]]:
 
 
 def login(client: httpx.Client, base_url: str, email: str, password: str) -> str:
+    """Sign in through the API and return the access token."""
     response = client.post(
         f"{base_url}/api/v1/auth/login", json={"email": email, "password": password}, timeout=30
     )

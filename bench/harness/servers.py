@@ -57,9 +57,11 @@ class Server:
 
     @property
     def url(self) -> str:
+        """The server's base URL on loopback."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start the server; wait (60 s at most) until it is ready and every worker is up."""
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
                 self.cmd,
@@ -102,14 +104,17 @@ class Server:
         return pids
 
     def sample_rss(self) -> None:
+        """Record the peak RSS (VmHWM) of each worker so far."""
         with self._lock:
             for pid in self.worker_pids():
                 self.peak_kib[pid] = max(self.peak_kib.get(pid, 0), _vm_hwm_kib(pid))
 
     def peak_mb(self) -> list[float]:
+        """Each worker's peak RSS in MB (MiB)."""
         return [round(kib / 1024, 1) for kib in self.peak_kib.values()]
 
     def stop(self) -> None:
+        """Sample RSS one last time, then SIGTERM; kill the process group after 30 s."""
         process, self.process = self.process, None
         if process is None:
             return
@@ -128,8 +133,10 @@ class Server:
         log(f"{self.name} stopped")
 
     def status_counts(self, label: str) -> Counter[str] | None:
-        """``http_requests_total`` by status, from the service's /metrics (every route but
-        /metrics and /health: the route label is a template, not always the full path).
+        """``http_requests_total`` by status, from the service's /metrics.
+
+        Every route but /metrics and /health: the route label is a template, not always the
+        full path.
 
         Server-side: it also counts requests still in flight when wrk stopped.
         """
@@ -167,8 +174,10 @@ class Server:
 
 
 def settle(servers: Sequence[Server], quiet_percent: float = 10.0, limit_s: float = 15.0) -> None:
-    """Wait until the servers have drained what the previous step left queued (their CPU use
-    falls under ``quiet_percent`` of one core), so one step's backlog never slows the next.
+    """Wait until the servers have drained what the previous step left queued.
+
+    That is, until their CPU use falls under ``quiet_percent`` of one core, so one step's
+    backlog never slows the next.
     """
     procs = [psutil.Process(pid) for srv in servers for pid in srv.worker_pids()]
     deadline = time.monotonic() + limit_s
@@ -201,9 +210,11 @@ def _short_name(name: str, cmdline: str) -> str:
 
 
 class RssSampler:
-    """Once a second: the peak RSS (VmHWM) of every running server's workers, and the CPU
-    time used by processes that are not part of this run (anything but this process tree
-    and the PostgreSQL backends of the bench database), to flag steps a busy machine skewed.
+    """Once a second: the peak RSS (VmHWM) of every running server's workers, and foreign CPU.
+
+    Foreign CPU is the CPU time used by processes that are not part of this run (anything but
+    this process tree and the PostgreSQL backends of the bench database), to flag steps a busy
+    machine skewed.
     """
 
     def __init__(self, db_name: str = "") -> None:
@@ -252,6 +263,7 @@ class RssSampler:
                 self.foreign_by_name[key] = self.foreign_by_name.get(key, 0.0) + seconds
 
     def foreign_snapshot(self) -> tuple[float, dict[str, float]]:
+        """The CPU seconds other processes have used so far, in total and by name."""
         return self.foreign_cpu_s, dict(self.foreign_by_name)
 
     def foreign_since(

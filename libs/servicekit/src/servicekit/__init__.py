@@ -1,0 +1,1 @@
+"""servicekit: the chassis every service imports (settings, database, Redis, HTTP edge, auth)."""

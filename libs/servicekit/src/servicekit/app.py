@@ -48,8 +48,9 @@ def create_app(
     on_startup: Sequence[StartupHook] = (),
     tracer_provider: Any = None,
 ) -> FastAPI:
-    """Build a FastAPI app with logging, database, Redis, errors, middleware, health,
-    metrics and (when enabled) tracing.
+    """Build a FastAPI app: logging, database, Redis, errors, middleware, health, metrics, tracing.
+
+    Tracing only when enabled (see ``tracer_provider`` below).
 
     ``routers`` are included in order; a ``(prefix, router)`` pair includes the router
     under a path prefix.
@@ -113,8 +114,9 @@ def _lifespan(
 
 
 async def _build_state(settings: ServiceSettings, stack: AsyncExitStack) -> AppState:
-    """Engine, Redis (embedded when no URL is set), readiness checks and the rate limiter;
-    each is closed by ``stack`` at shutdown.
+    """Engine, Redis (embedded when no URL is set), readiness checks and the rate limiter.
+
+    Each is closed by ``stack`` at shutdown.
     """
     redis_url = settings.redis.url
     if not redis_url:

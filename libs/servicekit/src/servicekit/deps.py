@@ -22,8 +22,9 @@ T = TypeVar("T")
 
 
 def component(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
-    """A dependency returning the start-up component of type ``kind`` (a service, say):
-    alias it once per type, ``Users = Annotated[UserService, Depends(component(UserService))]``.
+    """A dependency returning the start-up component of type ``kind`` (a service, say).
+
+    Alias it once per type: ``Users = Annotated[UserService, Depends(component(UserService))]``.
     """
 
     async def dependency(request: Request) -> T:

@@ -98,8 +98,10 @@ class DatabaseTimeout(DatabaseUnavailable):
 
 
 class TransactionConflict(ServiceUnavailable):
-    """PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict
-    with a concurrent one; nothing was written, and the same request may succeed at once.
+    """PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict.
+
+    The other party is a concurrent transaction; nothing was written, and the same request may
+    succeed at once.
     """
 
     code = "transaction_conflict"

@@ -23,8 +23,9 @@ MIN_SECRET_LENGTH = 32
 
 
 class ExternalSecret:
-    """Marks a secret issued by a third party (an SMTP password, an API key): its length
-    is not ours to choose, so the production strength check skips it.
+    """Marks a secret issued by a third party (an SMTP password, an API key).
+
+    Its length is not ours to choose, so the production strength check skips it.
 
     Use as ``password: Annotated[SecretStr | None, EXTERNAL_SECRET] = None``.
     """

@@ -1,0 +1,1 @@
+"""The identity and user service other services trust: accounts, sessions and tokens."""

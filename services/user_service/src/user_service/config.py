@@ -166,9 +166,11 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
 
 
 class UserServiceRateLimits(RateLimitSettings):
-    """The service's rules. Rules given in the environment are merged over the defaults,
-    field by field: ``USER_SERVICE_RATE_LIMIT__RULES='{"login_ip": {"limit": 5}}'`` changes
-    one number and keeps every other rule.
+    """The service's rules.
+
+    Rules given in the environment are merged over the defaults, field by field:
+    ``USER_SERVICE_RATE_LIMIT__RULES='{"login_ip": {"limit": 5}}'`` changes one number and
+    keeps every other rule.
     """
 
     #: Rules by name; a rule missing here is not enforced.
@@ -194,8 +196,10 @@ def default_rate_limits() -> UserServiceRateLimits:
 
 
 class UserServiceSettings(ServiceSettings):
-    """Environment variables use the ``USER_SERVICE_`` prefix and ``__`` for groups,
-    e.g. ``USER_SERVICE_DATABASE__POOL_SIZE=20``; ``DATABASE_URL``, ``REDIS_URL``, ``HOST``,
+    """The service's settings, read from the environment.
+
+    Environment variables use the ``USER_SERVICE_`` prefix and ``__`` for groups, e.g.
+    ``USER_SERVICE_DATABASE__POOL_SIZE=20``; ``DATABASE_URL``, ``REDIS_URL``, ``HOST``,
     ``PORT``, ``WORKERS`` and ``DATA_DIR`` are read without the prefix.
     """
 

@@ -178,7 +178,7 @@ async def get_idempotent_request(
     return IdempotentRequest(session, record, route.status_code)
 
 
-async def replay_stored_response(request: Request, exc: Exception) -> Response:
+async def replay_stored_response(_request: Request, exc: Exception) -> Response:
     """The exception handler answering :class:`IdempotencyReplay` with the stored response."""
     assert isinstance(exc, IdempotencyReplay)  # noqa: S101
     stored = exc.response

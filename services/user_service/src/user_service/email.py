@@ -49,8 +49,9 @@ class EmailSender(Protocol):
 
 
 class ConsoleEmailSender:
-    """Logs messages instead of sending them; ``show_links`` is off in production so a
-    token never reaches the logs there.
+    """Logs messages instead of sending them.
+
+    ``show_links`` is off in production so a token never reaches the logs there.
     """
 
     def __init__(self, *, show_links: bool = False) -> None:

@@ -1,6 +1,7 @@
-"""Start-up of the identity parts: keys, hasher, token verification, the services, denylist
-upkeep. Each service is built here with only the collaborators it uses and registered in
-the app state, where ``user_service.deps`` finds it by type.
+"""Start-up of the identity parts: keys, hasher, token verification, services, denylist upkeep.
+
+Each service is built here with only the collaborators it uses and registered in the app
+state, where ``user_service.deps`` finds it by type.
 """
 
 from __future__ import annotations

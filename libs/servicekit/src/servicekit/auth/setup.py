@@ -28,8 +28,10 @@ def jwks_auth(
     jwks_ttl_s: float = 300.0,
     http_client: httpx.AsyncClient | None = None,
 ) -> Callable[[AppState], Awaitable[Callable[[], Awaitable[None]] | None]]:
-    """A ``create_app(on_startup=[...])`` hook: verify tokens against a remote JWKS and the
-    issuer's denylist in this service's Redis (which must be the issuer's Redis).
+    """A ``create_app(on_startup=[...])`` hook: verify tokens against a remote JWKS and denylist.
+
+    The denylist is the issuer's, read from this service's Redis (which must be the issuer's
+    Redis).
 
     Without a fallback to the issuer's database, an unreachable Redis or an incomplete
     denylist makes authentication fail closed (503) rather than accept revoked tokens.

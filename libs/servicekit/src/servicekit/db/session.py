@@ -76,8 +76,9 @@ async def rollback(session: AsyncSession) -> None:
 
 @asynccontextmanager
 async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit when the block succeeds (or raises an ``AppError`` with ``commit_changes``);
-    roll back on any other exception.
+    """Commit when the block succeeds (or raises an ``AppError`` with ``commit_changes``).
+
+    Roll back on any other exception.
     """
     try:
         yield session
@@ -97,8 +98,9 @@ async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSessi
 async def read_only_session(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncReadSession]:
-    """A session for reads only: on SQLite it does not queue behind writers for the lock; on
-    PostgreSQL it runs in autocommit, so a one-statement read is one round trip instead of
+    """A session for reads only: on SQLite it does not queue behind writers for the lock.
+
+    On PostgreSQL it runs in autocommit, so a one-statement read is one round trip instead of
     three (BEGIN, the query, COMMIT). Reads of several statements see no common snapshot.
     """
     async with sessionmaker() as session:
@@ -110,9 +112,11 @@ async def read_only_session(
 
 @asynccontextmanager
 async def read_only_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for a one-statement Core read, without an ORM session (about a third
-    of the CPU of :func:`read_only_session` for a read by primary key). Autocommit on
-    PostgreSQL; on SQLite a deferred ``BEGIN``, so it does not queue behind writers.
+    """A connection for a one-statement Core read, without an ORM session.
+
+    About a third of the CPU of :func:`read_only_session` for a read by primary key.
+    Autocommit on PostgreSQL; on SQLite a deferred ``BEGIN``, so it does not queue behind
+    writers.
     """
     async with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
@@ -129,8 +133,10 @@ async def get_read_connection_source(request: Request) -> ConnectionSource:
 
 
 def read_connection_source(request: Request) -> ConnectionSource:
-    """:func:`get_read_connection_source` as a plain function, for routes that avoid
-    dependencies on the hot path; it honours the same dependency override (tests).
+    """:func:`get_read_connection_source` as a plain function, not a dependency.
+
+    For routes that avoid dependencies on the hot path; it honours the same dependency
+    override (tests).
     """
     override = request.app.dependency_overrides.get(get_read_connection_source)
     if override is not None:

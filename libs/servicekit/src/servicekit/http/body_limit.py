@@ -19,8 +19,10 @@ def _detail(max_bytes: int) -> str:
 
 
 def declared_too_large(content_length: bytes | None, max_bytes: int) -> bool:
-    """Whether a declared ``Content-Length`` is over the limit (malformed ones are the
-    server's to reject: h11/httptools refuse them before the app sees the request).
+    """Whether a declared ``Content-Length`` is over the limit.
+
+    Malformed ones are the server's to reject: h11/httptools refuse them before the app sees
+    the request.
     """
     if content_length is None:
         return False

@@ -86,8 +86,10 @@ async def _database_error_handler(request: Request, exc: Exception) -> Response:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method the path supports (RFC 9110 §15.5.6). Starlette names only the methods
-    of the first route that matched the path, though several routes may share it.
+    """Every method the path supports (RFC 9110 §15.5.6).
+
+    Starlette names only the methods of the first route that matched the path, though several
+    routes may share it.
     """
     path = request.scope.get("path", "")
     methods: set[str] = set()

@@ -74,6 +74,7 @@ class ChassisMiddleware:
         self.security_headers = SecurityHeaders(hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection; non-HTTP scopes pass straight through to the app."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -40,6 +40,7 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @property
     def stream(self) -> Any:
+        """The current ``sys.stderr``; assigning a stream changes nothing."""
         return sys.stderr
 
     @stream.setter
@@ -48,9 +49,10 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _add_request_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """The request id and user id of the request being served, read from the chassis'
-    context variables at log time: binding them into structlog's context on every request
-    cost more than all the lines a request usually logs.
+    """The request id and user id of the request being served, read at log time.
+
+    They are read from the chassis' context variables: binding them into structlog's context
+    on every request cost more than all the lines a request usually logs.
     """
     request_id = request_id_var.get()
     if request_id is not None:

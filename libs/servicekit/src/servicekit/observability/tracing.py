@@ -76,9 +76,11 @@ def instrument_backends(engine: AsyncEngine, provider: Any) -> None:
         redis.instrument(tracer_provider=provider, request_hook=_mark_cluster_span)
 
 
-def _mark_cluster_span(span: Any, instance: Any, args: Any, kwargs: Any) -> None:
-    """Say ``db.system=redis`` on cluster client spans too: the instrumentation reads it (and
-    the server address) from a connection pool, which the cluster client does not have.
+def _mark_cluster_span(span: Any, instance: Any, _args: Any, _kwargs: Any) -> None:
+    """Say ``db.system=redis`` on cluster client spans too.
+
+    The instrumentation reads it (and the server address) from a connection pool, which the
+    cluster client does not have.
     """
     if span.is_recording() and not hasattr(instance, "connection_pool"):
         span.set_attribute("db.system", "redis")

@@ -45,8 +45,9 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child before ex
 
 
 class EmbeddedRedis:
-    """One ``valkey-server`` process on a unix socket inside ``data_dir``, or on
-    ``127.0.0.1:port`` when a ``port`` is given (tests that need TCP's failure modes).
+    """One ``valkey-server`` process on a unix socket inside ``data_dir``, or on TCP.
+
+    On ``127.0.0.1:port`` when a ``port`` is given (tests that need TCP's failure modes).
     """
 
     def __init__(self, data_dir: Path, *, port: int | None = None) -> None:

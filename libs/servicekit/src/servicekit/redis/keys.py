@@ -39,7 +39,8 @@ class KeySpace:
         return f"{self.entity(entity, version=version)}{ident}"
 
     def tagged(self, entity: str, ident: object, *, version: int = 1) -> str:
-        """The key of one ``entity`` with its id as hash tag: keys derived from it by a
-        suffix (``…}:lock``) land in the same slot.
+        """The key of one ``entity`` with its id as hash tag.
+
+        Keys derived from it by a suffix (``…}:lock``) land in the same slot.
         """
         return f"{self.entity(entity, version=version)}{{{ident}}}"

@@ -19,8 +19,10 @@ class EmailTokenRepository(Repository[EmailToken]):
     model = EmailToken
 
     async def get_locked(self, token_hash: str, purpose: TokenPurpose) -> EmailToken | None:
-        """The token of ``purpose`` with this hash, row-locked (``SELECT … FOR UPDATE`` on
-        PostgreSQL) so that concurrent confirmations of one token serialise.
+        """The token of ``purpose`` with this hash, row-locked.
+
+        The lock (``SELECT … FOR UPDATE`` on PostgreSQL) makes concurrent confirmations of one
+        token serialise.
         """
         return await self.get_one_or_none(
             self.select()

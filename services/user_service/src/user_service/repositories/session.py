@@ -21,8 +21,10 @@ class SessionRepository(Repository[Session]):
     model = Session
 
     async def get_by_refresh_hash(self, token_hash: str, *, lock: bool) -> Session | None:
-        """The session whose *current* refresh token has this hash; ``lock`` takes a row
-        lock (``SELECT … FOR UPDATE`` on PostgreSQL) so concurrent refreshes serialise.
+        """The session whose *current* refresh token has this hash.
+
+        ``lock`` takes a row lock (``SELECT … FOR UPDATE`` on PostgreSQL) so concurrent
+        refreshes serialise.
         """
         statement = self.select().where(Session.refresh_token_hash == token_hash)
         if lock:

@@ -60,8 +60,10 @@ class UserRepository(Repository[User]):
         return await self.get_one_or_none(statement)
 
     async def upgrade_password_hash(self, user_id: uuid.UUID, old: str, new: str) -> bool:
-        """Replace ``old`` with ``new``, a fresh hash of the same password, if the row can be
-        locked at once; ``False`` when it is busy (the next sign-in upgrades it instead).
+        """Replace ``old`` with ``new``, a fresh hash of the same password, if the row is free.
+
+        Only if the row can be locked at once; ``False`` when it is busy (the next sign-in
+        upgrades it instead).
 
         Sign-ins hold ``FOR SHARE`` on the row (see :meth:`get_by_email`); two of them each
         waiting to upgrade that lock would deadlock, hence ``NOWAIT`` in a savepoint. A

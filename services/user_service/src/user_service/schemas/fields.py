@@ -14,8 +14,10 @@ PASSWORD_POLICY_MARK = "x-password-policy"  # noqa: S105 - a schema key, not a p
 
 
 def _email_address(value: str) -> str:
-    """``EmailStr``'s rules, except that RFC 2606 ``.test`` domains are accepted like
-    ``example.com``: reserved for testing, harmless, and what fuzzers and test suites use.
+    """``EmailStr``'s rules, except that RFC 2606 ``.test`` domains are accepted.
+
+    They are accepted like ``example.com``: reserved for testing, harmless, and what fuzzers
+    and test suites use.
     """
     if "\r" in value or "\n" in value:
         raise PydanticCustomError(

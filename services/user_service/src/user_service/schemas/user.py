@@ -47,8 +47,9 @@ class UserSnapshot(UserRead):
     _response: RawResponse | None = PrivateAttr(default=None)
 
     def as_response(self) -> RawResponse:
-        """The :class:`UserRead` JSON of this user and its ``Content-Length``,
-        ``Content-Type`` and ``ETag`` headers, encoded on first use only.
+        """The :class:`UserRead` JSON of this user and its headers, encoded on first use only.
+
+        The headers are ``Content-Length``, ``Content-Type`` and ``ETag``.
         """
         # Straight from pydantic's private-attribute dict: ``self._response`` goes through
         # ``BaseModel.__getattr__``, a measurable cost on the hottest route.

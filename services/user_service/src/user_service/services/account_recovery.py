@@ -49,8 +49,9 @@ class AccountRecoveryService:
     settings: EmailSettings
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
-        """Mail a verification link to an active, unverified account with this address;
-        do nothing otherwise (the caller answers the same either way).
+        """Mail a verification link to an active, unverified account with this address.
+
+        Do nothing otherwise (the caller answers the same either way).
         """
         # Limited per address whether or not it is registered: the limit reveals nothing.
         await self.limiter.check([("verify_email_email", normalize_email(email))])

@@ -191,8 +191,10 @@ class AuthService:
 
 
 def within_grace(elapsed: timedelta, grace: timedelta) -> bool:
-    """Whether a rotated refresh token replayed ``elapsed`` after its rotation is still a
-    concurrent client's copy. ``rotated_at`` may come from another instance whose clock
-    runs ahead, so a negative ``elapsed`` counts as zero, and no grace means none at all.
+    """Whether a rotated refresh token replayed ``elapsed`` after rotation is a concurrent copy.
+
+    That is, still a concurrent client's copy. ``rotated_at`` may come from another instance
+    whose clock runs ahead, so a negative ``elapsed`` counts as zero, and no grace means none
+    at all.
     """
     return grace > timedelta(0) and max(elapsed, timedelta(0)) < grace

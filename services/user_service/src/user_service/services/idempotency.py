@@ -53,8 +53,10 @@ class IdempotencyService:
     async def claim(
         self, session: AsyncSession, *, scope: str, key: str, request_hash: str
     ) -> IdempotencyKey:
-        """Claim ``key`` for this request, or raise :class:`IdempotencyReplay`,
-        :class:`IdempotencyKeyMismatch` or :class:`IdempotencyKeyInUse`.
+        """Claim ``key`` for this request, or raise why it cannot be claimed.
+
+        The errors are :class:`IdempotencyReplay`, :class:`IdempotencyKeyMismatch` and
+        :class:`IdempotencyKeyInUse`.
         """
         repo = IdempotencyKeyRepository.from_session(session)
         for _ in range(3):  # an expired or vanished key is replaced; bounded

@@ -85,8 +85,9 @@ class SessionRevoker:
 
 
 class DenylistMaintainer:
-    """Rebuilds the denylist whenever it may be incomplete; hourly, it also purges expired
-    idempotency keys.
+    """Rebuilds the denylist whenever it may be incomplete.
+
+    Hourly, it also purges expired idempotency keys.
     """
 
     def __init__(
@@ -135,8 +136,9 @@ class DenylistMaintainer:
         return len(entries)
 
     async def check_once(self) -> None:
-        """Rebuild if the sentinel is missing or a write failed; retry failed cache
-        invalidations (both mean Redis was unreachable and may hold stale state).
+        """Rebuild if the sentinel is missing or a write failed; retry failed cache invalidations.
+
+        Both mean Redis was unreachable and may hold stale state.
         """
         if self.dirty or not await self.denylist.is_complete():
             await self.rebuild()

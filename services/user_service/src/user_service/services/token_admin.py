@@ -37,8 +37,10 @@ class TokenAdminService:
         token: str,
         hint: str | None,
     ) -> None:
-        """Revoke the session behind a refresh or access token. Unknown tokens are ignored
-        (RFC 7009 §2.2: the answer is the same, so it reveals nothing).
+        """Revoke the session behind a refresh or access token.
+
+        Unknown tokens are ignored (RFC 7009 §2.2: the answer is the same, so it reveals
+        nothing).
         """
         record = await self._refresh_session(session, token)
         if record is not None:
@@ -67,8 +69,9 @@ class TokenAdminService:
         token: str,
         hint: str | None,
     ) -> dict[str, Any]:
-        """What the token is and whether it is active, for a service that
-        :meth:`authenticate_client` admitted.
+        """What the token is and whether it is active.
+
+        For a service that :meth:`authenticate_client` admitted.
         """
         if hint != REFRESH_HINT:
             try:

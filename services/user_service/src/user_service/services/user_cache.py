@@ -46,8 +46,10 @@ class CachedUsers:
 
 
 def invalidate_user_writes(cache: UserCache) -> SessionHook:
-    """A session hook: any flushed insert, update or delete of a user drops its cache entry
-    once the transaction commits — whichever code path made the change.
+    """A session hook: any flushed change to a user drops its cache entry once committed.
+
+    A change is an insert, update or delete, whichever code path made it; the entry is dropped
+    once the transaction commits.
     """
     marker = f"user_cache_watch:{id(cache)}"
 

@@ -34,8 +34,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def request_email_verification(
     body: EmailLinkRequest, session: DbSession, recovery: AccountRecovery
 ) -> LinkRequested:
-    """Mail a verification link; the answer is the same whether or not the address is
-    registered (or already verified).
+    """Mail a verification link.
+
+    The answer is the same whether or not the address is registered (or already verified).
     """
     await recovery.request_verification(session, email=body.email)
     return LinkRequested()
@@ -65,8 +66,10 @@ async def request_password_reset(
     response: Response,
     idempotent: Idempotency,
 ) -> LinkRequested:
-    """Mail a password-reset link; the answer is the same whether or not the address is
-    registered. A retry with the same ``Idempotency-Key`` sends no second mail.
+    """Mail a password-reset link.
+
+    The answer is the same whether or not the address is registered. A retry with the same
+    ``Idempotency-Key`` sends no second mail.
     """
     await recovery.request_password_reset(session, email=body.email)
     return await idempotent.remember(LinkRequested(), response)

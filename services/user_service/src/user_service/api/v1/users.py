@@ -90,8 +90,10 @@ async def read_me(request: Request) -> Response:
 
 
 class SnapshotResponse(Response):
-    """A cached user as ``UserRead`` JSON with its ``ETag``: body and headers are encoded
-    once per snapshot, not on every response as ``Response.__init__`` would.
+    """A cached user as ``UserRead`` JSON with its ``ETag``.
+
+    Body and headers are encoded once per snapshot, not on every response as
+    ``Response.__init__`` would.
     """
 
     media_type = "application/json"
