@@ -1,6 +1,6 @@
 """Generate ``docs/configuration.md`` from the settings classes.
 
-``make docs`` runs it. ``libs/servicekit/tests/test_config_docs.py`` renders it again in
+``make docs`` runs it. ``services/user_service/tests/unit/test_config_docs.py`` renders it again in
 memory and fails when the committed file differs, so a settings change without
 ``make docs`` is caught.
 

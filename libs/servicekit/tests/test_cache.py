@@ -1,5 +1,8 @@
-"""Cache-aside against a real Redis: hits, jittered TTLs, negative entries, single-flight,
-compare-and-set stores and after-commit invalidation."""
+"""Cache-aside against a real Redis.
+
+Covers hits, jittered TTLs, negative entries, single-flight, compare-and-set stores and
+after-commit invalidation.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from servicekit.redis import AnyRedis
 from servicekit.redis.cache import Cache
 from servicekit.settings import ServiceSettings
 
-from .cache_support import Loader, Thing, events, make_cache, wait_until
+from .utils.cache import Loader, Thing, events, make_cache, wait_until
 
 pytestmark = pytest.mark.integration
 

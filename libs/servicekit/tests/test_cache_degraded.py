@@ -1,5 +1,7 @@
-"""Cache-aside when Redis is away (fail open, repair afterwards) and the in-process tier
-invalidated across instances."""
+"""Cache-aside when Redis is away, and the in-process tier invalidated across instances.
+
+While Redis is away the cache fails open, and it is repaired afterwards.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.redis.keys import KeySpace
 from servicekit.settings import ServiceSettings
 
-from .cache_support import Loader, Thing, events, make_cache, pending
+from .utils.cache import Loader, Thing, events, make_cache, pending
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from starlette.types import Message, Receive, Scope, Send
 from servicekit.db import AsyncSession, commit, on_commit, rollback
 from servicekit.testing import app_client
 
-from .conftest import Item
+from .utils.items import Item
 
 pytestmark = pytest.mark.integration
 

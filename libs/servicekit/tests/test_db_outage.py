@@ -30,7 +30,7 @@ from servicekit.settings import ServiceSettings
 from servicekit.testing import app_client
 from servicekit.testing.tcp_proxy import TcpProxy
 
-from .conftest import items_router
+from .utils.items import items_router
 
 pytestmark = pytest.mark.integration
 

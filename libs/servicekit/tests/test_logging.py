@@ -13,7 +13,7 @@ from servicekit.app import create_app
 from servicekit.settings import DatabaseSettings, LoggingSettings, ServiceSettings
 from servicekit.testing import app_client
 
-from .conftest import items_router
+from .utils.items import items_router
 
 pytestmark = pytest.mark.integration
 

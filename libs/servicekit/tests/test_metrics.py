@@ -16,7 +16,7 @@ from servicekit.app import create_app
 from servicekit.settings import ServiceSettings
 from servicekit.testing import app_client
 
-from .conftest import items_router
+from .utils.items import items_router
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from servicekit.redis.keys import KeySpace
 from servicekit.settings import HttpSettings, RateLimitSettings, RuleSettings, ServiceSettings
 from servicekit.testing import app_client
 
-from .conftest import items_router
+from .utils.items import items_router
 
 
 def _limiter(redis: AnyRedis, settings: ServiceSettings, **rules: RuleSettings) -> RateLimiter:

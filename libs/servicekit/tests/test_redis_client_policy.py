@@ -44,9 +44,11 @@ THREE_TRIES_S = (3 * 1.0, 3 * 1.0 + 0.3 + 0.5)
 
 @contextmanager
 def unanswered_port() -> Iterator[int]:
-    """A loopback port whose listener never accepts and whose accept queue is full: the
-    kernel drops further SYNs, so a connect gets no answer at all (a firewalled or vanished
-    host), unlike a refused one."""
+    """A loopback port whose listener never accepts and whose accept queue is full.
+
+    The kernel drops further SYNs, so a connect gets no answer at all (a firewalled or
+    vanished host), unlike a refused one.
+    """
     with ExitStack() as stack:
         listener = stack.enter_context(socket.socket())
         listener.bind(("127.0.0.1", 0))
@@ -66,8 +68,10 @@ def unanswered_port() -> Iterator[int]:
 
 @contextmanager
 def hung(server: EmbeddedRedis) -> Iterator[None]:
-    """The server frozen (SIGSTOP) for the block: connects still succeed, the kernel queues
-    them, but nothing is read or answered, as with a hung server or a partition."""
+    """The server frozen (SIGSTOP) for the block, as with a hung server or a partition.
+
+    Connects still succeed, the kernel queues them, but nothing is read or answered.
+    """
     assert server.process is not None
     server.process.send_signal(signal.SIGSTOP)
     try:
@@ -96,8 +100,10 @@ def settings(test_settings: ServiceSettings) -> ServiceSettings:
 
 
 async def connections_received(client: AnyRedis, at_least: int) -> int:
-    """The server's count of connections, once it has taken at least ``at_least`` (a
-    resumed server accepts the connections queued while it was frozen in one go)."""
+    """The server's count of connections, once it has taken at least ``at_least``.
+
+    A resumed server accepts the connections queued while it was frozen in one go.
+    """
     deadline = time.monotonic() + 5
     while True:
         received = int((await client.info("stats"))["total_connections_received"])

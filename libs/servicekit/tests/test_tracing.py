@@ -1,5 +1,7 @@
-"""OpenTelemetry: one request traced through HTTP, SQL and Redis, logs carrying its trace id,
-and nothing left instrumented once the app has stopped."""
+"""OpenTelemetry: one request traced through HTTP, SQL and Redis, logs carrying its trace id.
+
+Also, nothing is left instrumented once the app has stopped.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from servicekit.redis import AnyRedis, KeySpace
 from servicekit.settings import LoggingSettings, ServiceSettings
 from servicekit.testing import app_client
 
-from .conftest import Item, items_router
+from .utils.items import Item, items_router
 
 pytestmark = pytest.mark.integration
 

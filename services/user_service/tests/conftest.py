@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -17,17 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.db import AsyncSession
 from servicekit.db.migrations import alembic_config as make_alembic_config
-from servicekit.db.orm import utcnow
 from servicekit.settings import DatabaseSettings, Environment
 from servicekit.testing import Backends, app_client, override_db_session
 from user_service.cli import MIGRATIONS
 from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
-from user_service.models import EmailToken, TokenPurpose, User
-from user_service.repositories import EmailTokenRepository
-from user_service.tokens import hash_token, new_opaque_token
+from user_service.models import User
 
-from .smtp_sink import SmtpSink
+from .utils.smtp_sink import SmtpSink
+from .utils.users import LIVE_PREFIX
 
 
 @pytest.fixture(scope="session")
@@ -71,68 +66,18 @@ async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[httpx.
         yield client
 
 
-PASSWORD = "correct horse battery staple"
-
-
-async def register(client: httpx.AsyncClient, email: str | None = None) -> dict[str, Any]:
-    """Register a user with a unique email; returns the user body."""
-    email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
-    response = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
-    """Sign in with JSON; returns the token response."""
-    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def stored_link_token(
-    db_session: AsyncSession, user: dict[str, Any], purpose: TokenPurpose, *, expires_in_s: float
-) -> str:
-    """An emailed-link token for ``user`` written straight to the database (to test expiry
-    without waiting); returns the token as it would appear in the link."""
-    token = new_opaque_token()
-    now = utcnow()
-    await EmailTokenRepository.from_session(db_session).add(
-        EmailToken(
-            token_hash=hash_token(token),
-            user_id=uuid.UUID(user["id"]),
-            purpose=purpose,
-            email=user["email"],
-            created_at=now - timedelta(minutes=30),
-            expires_at=now + timedelta(seconds=expires_in_s),
-        )
-    )
-    return token
-
-
-def bearer(tokens: dict[str, Any]) -> dict[str, str]:
-    """The Authorization header for a token response."""
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
 @pytest.fixture
 async def live_client(
     settings: UserServiceSettings, db_engine: AsyncEngine
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the app's own sessions (real commits, real concurrency).
 
-    Users it registers use the ``live-`` email prefix and are deleted afterwards.
+    Users registered with a ``live_email()`` address are deleted afterwards.
     """
     async with app_client(create_app(settings)) as client:
         yield client
     async with db_engine.begin() as conn:
-        await conn.execute(delete(User).where(User.email.like("live-%")))
-
-
-def live_email() -> str:
-    """A unique email removed by the ``live_client`` fixture's clean-up."""
-    return f"live-{uuid.uuid4().hex[:12]}@example.com"
+        await conn.execute(delete(User).where(User.email.like(f"{LIVE_PREFIX}%")))
 
 
 @pytest.fixture

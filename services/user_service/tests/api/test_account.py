@@ -19,8 +19,10 @@ from user_service.config import SmtpSettings, UserServiceSettings
 from user_service.main import create_app
 from user_service.models import TokenPurpose, User
 
-from ..conftest import PASSWORD, bearer, login, register, stored_link_token
-from ..smtp_sink import SmtpSink, body_of, token_in
+from ..utils.auth import bearer, login
+from ..utils.links import stored_link_token
+from ..utils.smtp_sink import SmtpSink, body_of, token_in
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,10 @@ from sqlalchemy import update
 from servicekit.db import AsyncSession
 from user_service.models import Role, User
 
-from ..conftest import PASSWORD, bearer, login, register
-from .conftest import Account, _assert_problem, account
+from ..utils.admin import Account, account
+from ..utils.auth import bearer, login
+from ..utils.problems import assert_problem
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +34,9 @@ class TestGet:
         self, client: httpx.AsyncClient, admin: Account
     ) -> None:
         response = await client.get(f"/api/v1/users/{uuid.uuid4()}", headers=admin.headers)
-        _assert_problem(response, 404, "user_not_found")
+        assert_problem(response, 404, "user_not_found")
         response = await client.get("/api/v1/users/not-a-uuid", headers=admin.headers)
-        _assert_problem(response, 422, "validation_error")
+        assert_problem(response, 422, "validation_error")
 
     async def test_me_is_still_the_signed_in_user(
         self, client: httpx.AsyncClient, admin: Account
@@ -87,7 +89,7 @@ class TestPatch:
         assert response.json()["is_active"] is False
         for tokens in (user.tokens, second):
             # /auth/logout checks only the token and the revocation list (as other services do).
-            _assert_problem(
+            assert_problem(
                 await client.post("/api/v1/auth/logout", headers=bearer(tokens)),
                 401,
                 "invalid_token",
@@ -100,7 +102,7 @@ class TestPatch:
         denied = await client.post(
             "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
         )
-        _assert_problem(denied, 401, "invalid_credentials")
+        assert_problem(denied, 401, "invalid_credentials")
         # Reactivation lets the user sign in again.
         await client.patch(
             f"/api/v1/users/{user.id}", json={"is_active": True}, headers=admin.headers
@@ -117,13 +119,13 @@ class TestPatch:
         response = await client.patch(
             f"/api/v1/users/{user['id']}", json=body, headers=admin.headers
         )
-        _assert_problem(response, 422, "validation_error")
+        assert_problem(response, 422, "validation_error")
 
     async def test_unknown_user_is_404(self, client: httpx.AsyncClient, admin: Account) -> None:
         response = await client.patch(
             f"/api/v1/users/{uuid.uuid4()}", json={"is_verified": True}, headers=admin.headers
         )
-        _assert_problem(response, 404, "user_not_found")
+        assert_problem(response, 404, "user_not_found")
 
 
 class TestPreconditions:
@@ -141,11 +143,11 @@ class TestPreconditions:
         stale = await client.patch(
             url, json={"role": "admin"}, headers={**admin.headers, "If-Match": etag}
         )
-        _assert_problem(stale, 412, "precondition_failed")
+        assert_problem(stale, 412, "precondition_failed")
         weak = await client.patch(
             url, json={"role": "admin"}, headers={**admin.headers, "If-Match": 'W/"2"'}
         )
-        _assert_problem(weak, 412, "precondition_failed")
+        assert_problem(weak, 412, "precondition_failed")
         assert (await client.get(url, headers=admin.headers)).json()["role"] == "user"
         for header in ['"1", "2"', "*"]:
             ok = await client.patch(
@@ -170,13 +172,13 @@ class TestPreconditions:
         response = await client.patch(
             f"/api/v1/users/{user['id']}", json={"is_verified": True}, headers=admin.headers
         )
-        _assert_problem(response, 412, "precondition_failed")
+        assert_problem(response, 412, "precondition_failed")
 
     async def test_delete_honours_if_match(self, client: httpx.AsyncClient, admin: Account) -> None:
         user = await register(client)
         url = f"/api/v1/users/{user['id']}"
         stale = await client.delete(url, headers={**admin.headers, "If-Match": '"7"'})
-        _assert_problem(stale, 412, "precondition_failed")
+        assert_problem(stale, 412, "precondition_failed")
         ok = await client.delete(url, headers={**admin.headers, "If-Match": '"1"'})
         assert ok.status_code == 204
 
@@ -190,15 +192,15 @@ class TestDelete:
         response = await client.delete(url, headers=admin.headers)
         assert response.status_code == 204
         assert response.content == b""
-        _assert_problem(await client.get(url, headers=admin.headers), 404, "user_not_found")
-        _assert_problem(
+        assert_problem(await client.get(url, headers=admin.headers), 404, "user_not_found")
+        assert_problem(
             await client.post("/api/v1/auth/logout", headers=user.headers), 401, "invalid_token"
         )
         denied = await client.post(
             "/api/v1/auth/login", json={"email": user.email, "password": PASSWORD}
         )
-        _assert_problem(denied, 401, "invalid_credentials")
-        _assert_problem(await client.delete(url, headers=admin.headers), 404, "user_not_found")
+        assert_problem(denied, 401, "invalid_credentials")
+        assert_problem(await client.delete(url, headers=admin.headers), 404, "user_not_found")
 
 
 class TestSelfProtection:
@@ -207,7 +209,7 @@ class TestSelfProtection:
         self, client: httpx.AsyncClient, admin: Account, body: dict[str, Any]
     ) -> None:
         response = await client.patch(f"/api/v1/users/{admin.id}", json=body, headers=admin.headers)
-        _assert_problem(response, 409, "cannot_modify_self")
+        assert_problem(response, 409, "cannot_modify_self")
         me = await client.get("/api/v1/users/me", headers=admin.headers)
         assert me.status_code == 200
         assert me.json()["role"] == "admin"
@@ -217,7 +219,7 @@ class TestSelfProtection:
         self, client: httpx.AsyncClient, admin: Account
     ) -> None:
         response = await client.delete(f"/api/v1/users/{admin.id}", headers=admin.headers)
-        _assert_problem(response, 409, "cannot_modify_self")
+        assert_problem(response, 409, "cannot_modify_self")
         assert (await client.get("/api/v1/users/me", headers=admin.headers)).status_code == 200
 
     async def test_harmless_changes_to_oneself_are_allowed(
@@ -239,6 +241,6 @@ class TestSelfProtection:
             f"/api/v1/users/{other.id}", json={"role": "user"}, headers=admin.headers
         )
         assert response.json()["role"] == "user"
-        _assert_problem(
+        assert_problem(
             await client.get("/api/v1/users", headers=other.headers), 401, "invalid_token"
         )

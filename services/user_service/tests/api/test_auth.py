@@ -17,7 +17,8 @@ from user_service.config import UserServiceSettings
 from user_service.main import create_app
 from user_service.models import User
 
-from ..conftest import PASSWORD, bearer, login, register
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

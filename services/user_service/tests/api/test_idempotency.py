@@ -15,7 +15,7 @@ from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
 from user_service.models import EmailToken, IdempotencyKey, User
 
-from ..conftest import PASSWORD, live_email
+from ..utils.users import PASSWORD, live_email
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from servicekit.testing import app_client, override_db_session
 from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
 
-from ..conftest import PASSWORD, register
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ from servicekit.testing import app_client, override_db_session
 from user_service.config import IntrospectionSettings, UserServiceSettings
 from user_service.main import create_app
 
-from ..conftest import bearer, login, register
+from ..utils.auth import bearer, login
+from ..utils.users import register
 
 pytestmark = pytest.mark.integration
 

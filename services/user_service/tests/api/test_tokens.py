@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from user_service.config import UserServiceSettings
 from user_service.keys import load_signing_key
 
-from ..conftest import bearer, login, register
+from ..utils.auth import bearer, login
+from ..utils.users import register
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from user_service.config import UserServiceSettings
 from user_service.main import create_app
 from user_service.models import User
 
-from ..conftest import PASSWORD, bearer, live_email, login
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, live_email
 
 pytestmark = pytest.mark.integration
 

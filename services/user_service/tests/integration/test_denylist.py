@@ -13,7 +13,8 @@ from servicekit.redis import AnyRedis
 from servicekit.redis.keys import KeySpace
 from user_service.config import UserServiceSettings
 
-from ..conftest import PASSWORD, bearer, live_email, login
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, live_email
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from user_service.email import (
     build_email_sender,
 )
 
-from ..smtp_sink import SmtpSink, body_of
+from ..utils.smtp_sink import SmtpSink, body_of
 
 pytestmark = pytest.mark.integration
 
@@ -93,14 +93,39 @@ class TestBackgroundEmailSender:
         [failed] = logged("email.send_failed")
         assert failed["kind"] == "password_reset"
 
-    async def test_a_slow_delivery_is_cancelled_at_close(self) -> None:
+    async def test_a_slow_delivery_is_cancelled_at_close(
+        self, logged: Callable[[str], list[dict[str, Any]]]
+    ) -> None:
         class Hanging:
-            async def send(self, message: OutgoingEmail) -> None:
-                await asyncio.Event().wait()
+            """A transport that never finishes, recording the delivery task and its cancel."""
 
-        sender = BackgroundEmailSender(Hanging())
+            def __init__(self) -> None:
+                self.started = asyncio.Event()
+                self.task: asyncio.Task[Any] | None = None
+                self.cancelled = False
+
+            async def send(self, message: OutgoingEmail) -> None:
+                self.task = asyncio.current_task()
+                self.started.set()
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    self.cancelled = True
+                    raise
+
+        hanging = Hanging()
+        sender = BackgroundEmailSender(hanging)
         await sender.send(MESSAGE)
+        await asyncio.wait_for(hanging.started.wait(), timeout=1)  # the delivery is under way
+        assert hanging.task is not None
+        assert not hanging.task.done()
+
         await asyncio.wait_for(sender.aclose(timeout_s=0.05), timeout=1)
+
+        assert hanging.cancelled, "the pending delivery was not cancelled"
+        assert hanging.task.cancelled()
+        [cancelled] = logged("email.send_cancelled")
+        assert cancelled["count"] == 1
 
 
 class TestConsoleEmailSender:

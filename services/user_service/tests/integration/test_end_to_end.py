@@ -16,8 +16,9 @@ from user_service.config import UserServiceSettings
 from user_service.main import create_app
 from user_service.models import User
 
-from ..conftest import PASSWORD, bearer, live_email, login
-from .test_resource_service import orders_app, refused_within_a_second
+from ..utils.auth import bearer, login
+from ..utils.resource_service import orders_app, refused_within_a_second
+from ..utils.users import PASSWORD, live_email
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,8 @@ from user_service.keys import generate_private_key, private_key_pem
 from user_service.main import create_app
 from user_service.models import Role, User
 
-from ..conftest import PASSWORD, bearer, login, register
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

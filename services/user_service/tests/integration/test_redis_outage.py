@@ -1,5 +1,6 @@
-"""Redis goes away and comes back: the service degrades to PostgreSQL, never to errors or to
-unchecked revocations, and recovers without a restart.
+"""Redis goes away and comes back: the service degrades to PostgreSQL, then recovers.
+
+It never degrades to errors or to unchecked revocations, and it recovers without a restart.
 
 Each test runs the service against a Redis of its own that it stops and starts on the same
 socket, with rate limiting switched on (authentication fails closed without Redis).
@@ -36,7 +37,9 @@ from user_service.main import create_app
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.schemas.user import UserSnapshot
 
-from ..conftest import PASSWORD, bearer, live_email, stored_link_token
+from ..utils.auth import bearer
+from ..utils.links import stored_link_token
+from ..utils.users import PASSWORD, live_email
 
 pytestmark = pytest.mark.integration
 

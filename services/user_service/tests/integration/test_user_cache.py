@@ -26,8 +26,9 @@ from user_service.main import create_app
 from user_service.models import Role, User
 from user_service.schemas.user import UserSnapshot
 
-from ..conftest import PASSWORD, bearer, live_email, login, register
-from ..smtp_sink import SmtpSink, token_in
+from ..utils.auth import bearer, login
+from ..utils.smtp_sink import SmtpSink, token_in
+from ..utils.users import PASSWORD, live_email, register
 
 pytestmark = pytest.mark.integration
 
@@ -278,8 +279,11 @@ class TestNoStaleReadAfterWrites:
     async def test_a_write_behind_the_apis_back_is_not_seen_until_the_ttl(
         self, live_client: httpx.AsyncClient, db_engine: AsyncEngine
     ) -> None:
-        """The contrast that shows the tests above measure the cache: a change made
-        outside the service's sessions is not invalidated, and the cached value stays."""
+        """The contrast that shows the tests above measure the cache.
+
+        A change made outside the service's sessions is not invalidated, and the cached
+        value stays.
+        """
         user = await member(live_client)
         await warm_me(live_client, user)
         async with db_engine.begin() as conn:
@@ -290,10 +294,12 @@ class TestNoStaleReadAfterWrites:
 
 
 def offset_s(round_: int) -> float:
-    """When a racing read starts: 0-9.5 ms after the write, about a write's duration, so
-    over the rounds reads land before, during and after the commit and its invalidation.
+    """When a racing read starts: 0-9.5 ms after the write, about a write's duration.
+
+    So over the rounds reads land before, during and after the commit and its invalidation.
     (The narrowest interleaving, a load of the old row stored after the invalidation, is
-    forced deterministically in servicekit's test_cache.py.)"""
+    forced deterministically in servicekit's test_cache.py.)
+    """
     return (round_ % 20) * 0.0005
 
 

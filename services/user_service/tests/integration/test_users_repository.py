@@ -5,9 +5,11 @@ from collections.abc import Iterator
 import pytest
 
 from servicekit.db import AsyncSession
+from servicekit.events import EventRecorder
+from servicekit.settings import EventSettings
 from user_service.config import PasswordSettings
 from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
-from user_service.models import Role
+from user_service.models import Role, outbox
 from user_service.repositories import UserRepository
 from user_service.security import PasswordHasher
 from user_service.services.user import UserService
@@ -18,7 +20,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def users() -> Iterator[UserService]:
     hasher = PasswordHasher(PasswordSettings())
-    yield UserService(hasher)
+    events = EventRecorder(outbox, source="/user_service", partitions=EventSettings().partitions)
+    yield UserService(hasher, events)
     hasher.close()
 
 

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from user_service.models import User
 
-from ..conftest import PASSWORD, bearer, login, register
-from .conftest import Cluster, forwarded_client
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, register
+from .replicas import Cluster, forwarded_client
 
 pytestmark = pytest.mark.scale
 

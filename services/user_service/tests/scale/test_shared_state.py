@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from ..conftest import PASSWORD, bearer, login, register
-from .conftest import LOCKOUT_THRESHOLD, LOGIN_IP_LIMIT, Cluster, forwarded_client
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, register
+from .replicas import LOCKOUT_THRESHOLD, LOGIN_IP_LIMIT, Cluster, forwarded_client
 
 pytestmark = pytest.mark.scale
 

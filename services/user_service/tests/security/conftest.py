@@ -1,9 +1,9 @@
-"""Helpers for the security checklist tests: apps built from modified settings."""
+"""Fixtures of the security checklist tests: apps built from modified settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -14,13 +14,15 @@ from servicekit.testing import app_client, override_db_session
 from user_service.config import UserServiceSettings
 from user_service.main import create_app
 
-ClientWith = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+from ..utils.clients import ClientWith
 
 
 @pytest.fixture
 def client_with(settings: UserServiceSettings, db_session: AsyncSession) -> ClientWith:
-    """A rolled-back client of an app whose settings groups are updated, e.g.
-    ``client_with(http={"cors_origins": [...]})``."""
+    """A rolled-back client of an app whose settings groups are updated.
+
+    For example ``client_with(http={"cors_origins": [...]})``.
+    """
 
     @asynccontextmanager
     async def make(**groups: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:

@@ -19,7 +19,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from user_service.config import UserServiceSettings
 from user_service.main import create_app
 
-from ..conftest import bearer, login, register
+from ..utils.auth import bearer, login
+from ..utils.users import register
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,9 @@ import pytest
 from servicekit.db import AsyncSession
 from user_service.models import TokenPurpose
 
-from ..conftest import PASSWORD, bearer, login, register, stored_link_token
+from ..utils.auth import bearer, login
+from ..utils.links import stored_link_token
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import ClientWith
+from ..utils.clients import ClientWith
 
 pytestmark = pytest.mark.integration
 

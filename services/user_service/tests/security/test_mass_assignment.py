@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import PASSWORD, bearer, login, register
+from ..utils.auth import bearer, login
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from user_service.config import PasswordSettings, UserServiceSettings
 from user_service.security import PasswordHasher
 
-from ..conftest import PASSWORD, register
-from .conftest import ClientWith
+from ..utils.clients import ClientWith
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.unit
 
 
 class SwallowingMaintainer(DenylistMaintainer):
-    """A check whose driver eats the cancellation, as aiosqlite and redis-py can when it
-    lands mid-call: the call simply returns."""
+    """A check whose driver eats the cancellation: the call simply returns.
+
+    Both aiosqlite and redis-py can do so when the cancellation lands mid-call.
+    """
 
     def __init__(self) -> None:
         super().__init__(

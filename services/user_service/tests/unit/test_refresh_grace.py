@@ -8,6 +8,8 @@ import pytest
 
 from user_service.services.auth import within_grace
 
+pytestmark = pytest.mark.unit
+
 S = timedelta(seconds=1)
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +25,8 @@ from user_service.config import DEFAULT_RULES
 from user_service.keys import generate_private_key, private_key_pem
 from user_service.models import User
 
+from .harness import MEASUREMENTS_ENV, SERVE, Measure, StartService
 from .load import EMAIL_PREFIX
-
-SERVE = Path(sys.executable).parent / "user-service"
-#: Where `make verify` collects the timings the tests measure (JSON lines); unset: printed only.
-MEASUREMENTS_ENV = "VERIFY_MEASUREMENTS"
-
-StartService = Callable[..., ServiceProcess]
-Measure = Callable[[str, float], None]
 
 
 @pytest.fixture
@@ -54,8 +46,11 @@ def start_service(
     own_redis: EmbeddedRedis,
     signing_key_file: Path,
 ) -> Iterator[StartService]:
-    """Start ``user-service serve`` (database through the proxy, Redis the test's own) and
-    wait until it is ready; ``env`` entries add to or override the defaults. Killed at the end."""
+    """Start ``user-service serve`` and wait until it is ready.
+
+    The database is reached through the proxy and Redis is the test's own; ``env`` entries
+    add to or override the defaults. Killed at the end.
+    """
     started: list[ServiceProcess] = []
     proxied = database_proxy.url_for(database_url)
     # Limits on (authentication fails closed without Redis) but far above the load.
@@ -109,13 +104,3 @@ def measure(request: pytest.FixtureRequest) -> Measure:
                 out.write(json.dumps(line) + "\n")
 
     return record
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` (blocking) until true; the seconds it took. Fails after ``timeout``."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started

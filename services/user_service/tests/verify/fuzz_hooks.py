@@ -86,11 +86,13 @@ _WELL_FORMED_KEY = re.compile(r"[!-~]{1,255}")
 
 @schemathesis.hook
 def before_call(context: HookContext, case: Case[Any], kwargs: dict[str, Any]) -> None:
-    """A well-formed ``Idempotency-Key`` is made unique, as its contract asks ("one value
-    per intended operation"); otherwise the fuzzer's few distinct values come back with
-    other bodies and get the documented 422 ``idempotency_key_mismatch``. Malformed values
-    are sent as generated (negative testing); replays are tested in
-    ``tests/api/test_idempotency.py``."""
+    """A well-formed ``Idempotency-Key`` is made unique, as its contract asks.
+
+    The contract asks for "one value per intended operation"; otherwise the fuzzer's few
+    distinct values come back with other bodies and get the documented 422
+    ``idempotency_key_mismatch``. Malformed values are sent as generated (negative testing);
+    replays are tested in ``tests/api/test_idempotency.py``.
+    """
     value = case.headers.get("Idempotency-Key") if case.headers else None
     if isinstance(value, str) and _WELL_FORMED_KEY.fullmatch(value):
         case.headers["Idempotency-Key"] = f"fuzz-{uuid.uuid4().hex}"

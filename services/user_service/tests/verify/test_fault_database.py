@@ -1,5 +1,6 @@
-"""PostgreSQL unreachable for 10 s under load (the proxy drops every connection and
-refuses new ones), then reachable again; the service is never restarted.
+"""PostgreSQL unreachable for 10 s under load, then reachable again.
+
+The proxy drops every connection and refuses new ones; the service is never restarted.
 
 Asserted: requests needing the database fail fast with 503 problem+json
 ``database_unavailable`` and ``Retry-After`` (never a 500, never a hang); reads of cached
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from servicekit.testing.tcp_proxy import TcpProxy
 
 from .checks import assert_acknowledged_writes_persisted, assert_problem_503, ok, user_versions
-from .conftest import Measure, StartService
+from .harness import Measure, StartService
 from .load import Recorder, provision, reader, refresher, registrar, running, signer_in, writer
 
 pytestmark = [pytest.mark.verify, pytest.mark.usefixtures("verify_users")]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from servicekit.redis.embedded import EmbeddedRedis
 
 from .checks import assert_acknowledged_writes_persisted, assert_problem_503, user_versions
-from .conftest import Measure, StartService
+from .harness import Measure, StartService
 from .load import (
     AUTH_ROUTES,
     LOGIN,

@@ -28,8 +28,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .checks import assert_acknowledged_writes_persisted, ok, user_versions
-from .conftest import Measure, StartService
 from .db_faults import rows_locked, wait_for_lock_waiters
+from .harness import Measure, StartService
 from .load import Account, Recorder, provision, reader, running, writer
 
 pytestmark = [pytest.mark.verify, pytest.mark.usefixtures("verify_users")]
@@ -41,9 +41,11 @@ PROBLEM = "application/problem+json"
 
 
 async def _a_tick(probe: httpx.AsyncClient) -> float:
-    """When uvicorn's main loop ticked (monotonic time, within a poll's round trip): it
-    renews the ``Date`` header on every tenth tick, so poll over one keep-alive connection
-    until the header changes."""
+    """When uvicorn's main loop ticked (monotonic time, within a poll's round trip).
+
+    The loop renews the ``Date`` header on every tenth tick, so poll over one keep-alive
+    connection until the header changes.
+    """
     first = (await probe.get("/health/live")).headers["date"]
     deadline = time.monotonic() + 3
     previous = time.monotonic()

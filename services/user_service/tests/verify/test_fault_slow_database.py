@@ -1,5 +1,6 @@
-"""A slow database: for 4 s every statement on ``users`` waits on a lock the test holds,
-with the statement timeout at 1 s.
+"""A slow database: for 4 s every statement on ``users`` waits on a lock the test holds.
+
+The statement timeout is set to 1 s.
 
 Asserted: requests that need the table answer 503 problem+json ``database_timeout`` with
 ``Retry-After`` at the statement timeout (not before it, and not much after); reads of
@@ -18,8 +19,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .checks import assert_acknowledged_writes_persisted, assert_problem_503, ok, user_versions
-from .conftest import Measure, StartService
 from .db_faults import table_locked
+from .harness import Measure, StartService
 from .load import Recorder, provision, reader, running, signer_in, writer
 
 pytestmark = [pytest.mark.verify, pytest.mark.usefixtures("verify_users")]

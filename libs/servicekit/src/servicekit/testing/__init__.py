@@ -1,6 +1,20 @@
 """Test support: the pytest plugin (registered as ``servicekit``) and its helpers."""
 
-from servicekit.testing.backends import Backends, detect_backends
+from servicekit.testing.backends import (
+    BackendPlan,
+    Backends,
+    detect_backends,
+    plan_backends,
+    start_backends,
+)
 from servicekit.testing.client import app_client, override_db_session
 
-__all__ = ["Backends", "app_client", "detect_backends", "override_db_session"]
+__all__ = [
+    "BackendPlan",
+    "Backends",
+    "app_client",
+    "detect_backends",
+    "override_db_session",
+    "plan_backends",
+    "start_backends",
+]

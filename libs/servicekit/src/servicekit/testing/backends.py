@@ -6,6 +6,12 @@ folder and the embedded Redis server. ``SERVICEKIT_TEST_BACKENDS=embedded`` forc
 fallback so the quick-start backends are tested even on a machine that has both servers;
 ``SERVICEKIT_TEST_BACKENDS=cluster`` starts a Redis Cluster of three primaries on loopback
 ports for the run (:mod:`servicekit.testing.redis_cluster`), the database chosen as usual.
+
+Choosing and starting are two steps: :func:`plan_backends` only looks (environment variables,
+a TCP connect and a Redis ``PING`` on loopback) and starts nothing; :func:`start_backends`
+starts what the plan needs (the embedded Redis or the cluster). The pytest plugin plans when
+it prints its header and starts from a session fixture, so a run whose tests use none of its
+fixtures starts no server and creates no database.
 """
 
 from __future__ import annotations
@@ -72,12 +78,52 @@ class Backends:
             self.redis_cluster.stop()
 
     def describe(self) -> str:
-        """One line for the pytest session header."""
-        db = make_url(self.database_server_url)
-        where = f"{db.host}:{db.port or 5432}" if self.database_kind == "postgresql" else "file"
-        return (
-            f"servicekit backends: database={self.database_kind} ({where}, one database per run), "
-            f"redis={self.redis_kind} (key prefix {self.redis_key_prefix!r})"
+        """One line saying which servers the run used."""
+        return "servicekit backends: " + _describe(
+            self.database_server_url, self.redis_kind, self.redis_key_prefix
+        )
+
+
+def _describe(database_server_url: str | None, redis_kind: str, redis_key_prefix: str) -> str:
+    if database_server_url is None:
+        kind, where = "sqlite", "file"
+    else:
+        db = make_url(database_server_url)
+        kind = db.get_backend_name()
+        where = f"{db.host}:{db.port or 5432}" if kind == "postgresql" else "file"
+    return (
+        f"database={kind} ({where}, one database per run), "
+        f"redis={redis_kind} (key prefix {redis_key_prefix!r})"
+    )
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """The servers a run will use, chosen without starting any (see :func:`plan_backends`)."""
+
+    choice: str
+    #: ``None``: a SQLite file in the run's temporary folder.
+    database_server_url: str | None
+    #: ``None``: a server started for the run (the embedded one, or the cluster if ``choice``).
+    redis_url: str | None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def redis_key_prefix(self) -> str:
+        """The prefix of every Redis key of the run."""
+        return f"test:{self.run_id}:"
+
+    @property
+    def redis_kind(self) -> str:
+        """What :attr:`Backends.redis_kind` will say, before anything is started."""
+        if self.choice == "cluster":
+            return "Redis Cluster of three primaries on loopback ports"
+        return self.redis_url or "embedded valkey-server (unix socket)"
+
+    def describe(self) -> str:
+        """One line for the pytest session header (nothing is started yet)."""
+        return "servicekit backends (started when a test first needs them): " + _describe(
+            self.database_server_url, self.redis_kind, self.redis_key_prefix
         )
 
 
@@ -98,41 +144,57 @@ def _redis_answers(host: str, port: int) -> bool:
         return False
 
 
-def detect_backends(tmp_dir: Path) -> Backends:
-    """Pick the run's backends (see the module docstring); starts the embedded Redis if needed."""
+def plan_backends() -> BackendPlan:
+    """Choose the run's backends (see the module docstring) without starting any server."""
     choice = os.environ.get("SERVICEKIT_TEST_BACKENDS", "").lower()
     if choice not in BACKEND_CHOICES:
         raise ValueError(f"SERVICEKIT_TEST_BACKENDS={choice!r}: expected one of {BACKEND_CHOICES}")
     forced_embedded = choice == "embedded"
-    run_id = uuid.uuid4().hex[:10]
 
-    db_url = os.environ.get("TEST_DATABASE_URL")
-    if not db_url:
-        if not forced_embedded and _tcp_open("127.0.0.1", 5432):
-            db_url = DEFAULT_POSTGRES_URL
-        else:
-            db_url = f"sqlite+aiosqlite:///{tmp_dir / 'test.db'}"
+    db_url = os.environ.get("TEST_DATABASE_URL") or None
+    if db_url is None and not forced_embedded and _tcp_open("127.0.0.1", 5432):
+        db_url = DEFAULT_POSTGRES_URL
 
-    redis_url = os.environ.get("TEST_REDIS_URL")
+    redis_url: str | None = None
+    if choice != "cluster":
+        redis_url = os.environ.get("TEST_REDIS_URL") or None
+        if redis_url is None and not forced_embedded and _redis_answers("127.0.0.1", 6379):
+            redis_url = DEFAULT_REDIS_URL
+    return BackendPlan(choice=choice, database_server_url=db_url, redis_url=redis_url)
+
+
+def start_backends(plan: BackendPlan, tmp_dir: Path) -> Backends:
+    """Start what ``plan`` needs (the embedded Redis or the cluster) inside ``tmp_dir``.
+
+    The caller stops them with :meth:`Backends.stop`; the SQLite file, if any, is in
+    ``tmp_dir`` too. The run's own database is created later (:func:`create_run_database`).
+    """
+    db_url = plan.database_server_url or f"sqlite+aiosqlite:///{tmp_dir / 'test.db'}"
     embedded: EmbeddedRedis | None = None
     cluster: LocalRedisCluster | None = None
-    if choice == "cluster":
+    redis_url = plan.redis_url
+    if plan.choice == "cluster":
         cluster = LocalRedisCluster(tmp_dir / "redis-cluster")
         redis_url = cluster.start()
-    elif not redis_url:
-        if not forced_embedded and _redis_answers("127.0.0.1", 6379):
-            redis_url = DEFAULT_REDIS_URL
-        else:
-            embedded = EmbeddedRedis(tmp_dir / "redis")
-            redis_url = embedded.start()
+    elif redis_url is None:
+        embedded = EmbeddedRedis(tmp_dir / "redis")
+        redis_url = embedded.start()
     return Backends(
         database_server_url=db_url,
         redis_url=redis_url,
-        redis_key_prefix=f"test:{run_id}:",
+        redis_key_prefix=plan.redis_key_prefix,
         embedded_redis=embedded,
         redis_cluster=cluster,
-        run_id=run_id,
+        run_id=plan.run_id,
     )
+
+
+def detect_backends(tmp_dir: Path) -> Backends:
+    """Choose the run's backends and start what they need.
+
+    That is, :func:`start_backends` of :func:`plan_backends`.
+    """
+    return start_backends(plan_backends(), tmp_dir)
 
 
 def _with_database(url: str, name: str) -> str:

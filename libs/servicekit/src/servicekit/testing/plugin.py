@@ -2,7 +2,8 @@
 
 Fixtures:
 
-* ``servicekit_backends`` — the chosen servers (printed in the session header);
+* ``servicekit_backends`` — the chosen servers, started by the first test that needs them
+  (directly or through any fixture below) and stopped at the end of the session;
 * ``database_url`` — this run's own database, dropped at the end (services migrate it);
 * ``db_engine`` / ``db_connection`` / ``db_session`` — each test runs inside an outer
   transaction that is rolled back, the session joining it through SAVEPOINTs;
@@ -13,6 +14,11 @@ Fixtures:
 * ``own_redis_client`` — a client of that server, closed at the end;
 * ``database_proxy`` — a :class:`~servicekit.testing.tcp_proxy.TcpProxy` in front of the
   run's PostgreSQL server, which the test may cut or stall (skipped on SQLite).
+
+Nothing is started when pytest starts: the plugin is loaded by every pytest run in an
+environment where servicekit is installed, and a run that uses none of these fixtures starts
+no Redis and creates no database. The session header says which backends the run will use
+(chosen by looking, without starting anything), and the terminal summary which ones it used.
 """
 
 from __future__ import annotations
@@ -32,32 +38,50 @@ from servicekit.redis import AnyRedis, create_redis, discover
 from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.settings import DatabaseSettings, Environment, ServiceSettings
 from servicekit.testing.backends import (
+    BackendPlan,
     Backends,
     create_run_database,
-    detect_backends,
     drop_run_database,
+    plan_backends,
+    start_backends,
 )
 from servicekit.testing.tcp_proxy import TcpProxy
 
-_BACKENDS = pytest.StashKey[Backends]()
+_PLAN = pytest.StashKey[BackendPlan]()
+_STARTED = pytest.StashKey[Backends]()
 _TMP_DIR = pytest.StashKey[Path]()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Choose the backends once per run (and start the embedded Redis if needed)."""
-    tmp = Path(tempfile.mkdtemp(prefix="servicekit-test-"))
-    config.stash[_TMP_DIR] = tmp
-    config.stash[_BACKENDS] = detect_backends(tmp)
+def _plan(config: pytest.Config) -> BackendPlan:
+    """The run's backends, chosen once (looking only: nothing is started)."""
+    plan = config.stash.get(_PLAN, None)
+    if plan is None:
+        try:
+            plan = plan_backends()
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        config.stash[_PLAN] = plan
+    return plan
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """State loudly which backends this run uses."""
-    return config.stash[_BACKENDS].describe()
+    """State loudly which backends this run will use (started when a test first needs them)."""
+    return _plan(config).describe()
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop the Redis servers of the run and remove its temporary folder."""
-    backends = config.stash.get(_BACKENDS, None)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """State loudly which backends the run used, when its tests started any."""
+    backends = config.stash.get(_STARTED, None)
+    if backends is not None:
+        terminalreporter.write_sep("-", "servicekit backends")
+        terminalreporter.write_line(backends.describe())
+
+
+def _stop(config: pytest.Config) -> None:
+    """Stop the Redis servers of the run and remove its temporary folder (idempotent)."""
+    backends = config.stash.get(_STARTED, None)
     if backends is not None:
         backends.stop()
     tmp = config.stash.get(_TMP_DIR, None)
@@ -65,10 +89,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A safety net: the session fixture stops everything, unless its teardown never ran."""
+    _stop(config)
+
+
 @pytest.fixture(scope="session")
-def servicekit_backends(pytestconfig: pytest.Config) -> Backends:
-    """The run's database server and Redis."""
-    return pytestconfig.stash[_BACKENDS]
+def servicekit_backends(pytestconfig: pytest.Config) -> Iterator[Backends]:
+    """The run's database server and Redis.
+
+    The embedded Redis or the cluster, when the run uses one, is started here (once, by the
+    first test that needs it) and stopped at the end.
+    """
+    plan = _plan(pytestconfig)
+    tmp = Path(tempfile.mkdtemp(prefix="servicekit-test-"))
+    pytestconfig.stash[_TMP_DIR] = tmp
+    try:
+        pytestconfig.stash[_STARTED] = start_backends(plan, tmp)
+        yield pytestconfig.stash[_STARTED]
+    finally:
+        _stop(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,7 @@ class ServiceProcess:
 
     @property
     def pid(self) -> int:
+        """The process id of the started command (the leader of its process group)."""
         return self.process.pid
 
     def wait_ready(self, path: str = "/health/ready", timeout: float = 40.0) -> None:
@@ -81,6 +82,7 @@ class ServiceProcess:
         raise AssertionError(f"not ready within {timeout} s:\n{self.output()}")
 
     def send_signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the started process (not to the rest of its group)."""
         self.process.send_signal(sig)
 
     def wait(self, timeout: float = 40.0) -> int:
@@ -99,4 +101,5 @@ class ServiceProcess:
         self.process.wait(timeout=10)
 
     def output(self) -> str:
+        """The process's output so far, read from ``log_path`` (empty if it does not exist)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

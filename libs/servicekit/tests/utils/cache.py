@@ -1,13 +1,13 @@
-"""Shared by the cache tests: a cached model, a controllable loader, metric reads, and the
-fixtures (a per-test cache name and a cache on the run's Redis)."""
+"""Shared by the cache tests: a cached model, a controllable loader, metric reads and a cache.
+
+The cache is on the run's Redis; the ``name`` and ``cache`` fixtures are in ``conftest.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
-import pytest
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
@@ -83,14 +83,3 @@ def make_cache(
         negative_ttl_s=negative_ttl_s,
         jitter=jitter,
     )
-
-
-@pytest.fixture
-def name() -> str:
-    """A cache name of this test alone: its keys and metric labels are its own."""
-    return f"t{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def cache(redis_client: AnyRedis, test_settings: ServiceSettings, name: str) -> Cache[Thing]:
-    return make_cache(redis_client, test_settings, name)

@@ -67,7 +67,7 @@ class SmtpSink:
 
 
 def body_of(message: EmailMessage) -> str:
-    """The plain-text body, with the line ends SMTP gave it turned back into ``\\n``."""
+    """The plain-text body, with the line ends SMTP gave it turned back into newline characters."""
     part = message.get_body(("plain",))
     assert part is not None
     content: str = cast(EmailMessage, part).get_content()

@@ -17,7 +17,7 @@ from user_service.config import UserServiceSettings
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 GENERATOR = ROOT / "scripts" / "gen_config_docs.py"
 DOCS = ROOT / "docs" / "configuration.md"
 
