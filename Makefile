@@ -88,8 +88,9 @@ fmt: $(SYNC) ## Format and auto-fix
 migrate: $(SYNC) ## Apply database migrations to DATABASE_URL (or the local SQLite file)
 	$(UV) run --frozen user-service migrate
 
-docs: $(SYNC) ## Regenerate docs/configuration.md from the settings classes
+docs: $(SYNC) ## Regenerate docs/configuration.md (settings) and docs/events.md (event catalog)
 	$(UV) run --frozen python scripts/gen_config_docs.py
+	$(UV) run --frozen python scripts/gen_events_docs.py
 
 .PHONY: bench
 bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk (needs PostgreSQL on 127.0.0.1:5432; ~4 min)

@@ -192,6 +192,24 @@ class RateLimitSettings(BaseModel):
         }
 
 
+class EventSettings(BaseModel):
+    """Domain events: the transactional outbox, its relay and the Redis streams."""
+
+    #: Streams the events are spread over by partition key (a subject keeps its order inside
+    #: one). Changing it moves subjects between streams: drain the outbox first.
+    partitions: int = Field(4, ge=1, le=256)
+    #: Run the relay inside each serving process (off: run `<service> relay` instead).
+    relay_in_process: bool = True
+    #: Seconds between outbox polls when no commit woke the relay.
+    poll_interval_s: float = Field(1.0, gt=0)
+    #: Rows published per relay transaction and partition.
+    batch_size: int = Field(500, ge=1, le=10_000)
+    #: Published rows are deleted after this many hours.
+    retention_hours: float = Field(24.0, gt=0)
+    #: Approximate length each stream is trimmed to (`XADD … MAXLEN ~`).
+    stream_maxlen: int = Field(100_000, ge=1000)
+
+
 class ServiceSettings(BaseSettings):
     """Base settings; subclass per service and set ``model_config['env_prefix']``."""
 
@@ -226,6 +244,7 @@ class ServiceSettings(BaseSettings):
     tracing: TracingSettings = TracingSettings()
     server: ServerSettings = ServerSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    events: EventSettings = EventSettings()
 
     # Platform-wide variables without the service prefix; folded into the groups below.
     #: Wins over `USER_SERVICE_DATABASE__URL`; empty counts as unset. Unset: the SQLite file

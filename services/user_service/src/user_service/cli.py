@@ -1,4 +1,4 @@
-"""``user-service serve | migrate | create-admin``."""
+"""``user-service serve | relay | migrate | create-admin | keys generate``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from servicekit.db import create_engine, create_sessionmaker
 from servicekit.db.migrations import upgrade
 from servicekit.errors import AppError
+from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
 from servicekit.redis.embedded import EmbeddedRedis
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
-from user_service.models import Role
+from user_service.models import Role, outbox
 from user_service.security import PasswordHasher
 from user_service.services.user import UserService
 
@@ -108,7 +109,12 @@ async def _create_admin(settings: UserServiceSettings, email: str, password: str
     hasher = PasswordHasher(settings.password)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            user = await UserService(hasher).create(
+            events = EventRecorder(
+                outbox,
+                source=f"/{settings.service_name}",
+                partitions=settings.events.partitions,
+            )
+            user = await UserService(hasher, events).create(
                 session, email=email, password=password, role=Role.ADMIN, is_verified=True
             )
         log.info("admin.created", user_id=str(user.id), email=user.email)
@@ -148,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="user-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the HTTP API (HOST, PORT, WORKERS, DATA_DIR)")
+    sub.add_parser("relay", help="publish the outbox's events to Redis (REDIS_URL) until stopped")
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("revision", nargs="?", default="head")
     adm = sub.add_parser("create-admin", help="create an administrator account")
@@ -170,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "relay":
+        asyncio.run(run_relay(settings, outbox))
+        return 0
     if args.command == "migrate":
         return migrate(settings, args.revision)
     return create_admin(settings, args.email, args.password_stdin)

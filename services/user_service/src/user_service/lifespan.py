@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
+from servicekit.events import EventRecorder
 from servicekit.observability.logging import get_logger
 from servicekit.ratelimit import Lockout
 from servicekit.redis import REDIS_ERRORS, Cache
@@ -57,11 +58,16 @@ async def identity_startup(state: AppState) -> Cleanup:
     state.session_hooks.append(invalidate_user_writes(user_cache))
     ttl_s = denylist_ttl_s(settings.jwt)
     maintainer = DenylistMaintainer(denylist, user_cache, state.sessionmaker, ttl_s=ttl_s)
-    revoker = SessionRevoker(denylist=denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty)
+    events = state.get(EventRecorder)
+    revoker = SessionRevoker(
+        denylist=denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty, events=events
+    )
     mailer = BackgroundEmailSender(build_email_sender(settings))
     state.provide(PublishedJwks(jwks))
     state.provide(CachedUsers(user_cache))
-    _provide_services(state, settings, hasher, TokenIssuer(settings.jwt, signing_key), revoker)
+    _provide_services(
+        state, settings, hasher, TokenIssuer(settings.jwt, signing_key), revoker, events
+    )
     state.provide(
         AccountRecoveryService(
             hasher=hasher,
@@ -69,6 +75,7 @@ async def identity_startup(state: AppState) -> Cleanup:
             revoker=revoker,
             mailer=mailer,
             settings=settings.email,
+            events=events,
         )
     )
     await _start(maintainer, denylist, user_cache)
@@ -113,6 +120,7 @@ def _provide_services(
     hasher: PasswordHasher,
     issuer: TokenIssuer,
     revoker: SessionRevoker,
+    events: EventRecorder,
 ) -> None:
     # "Let authentication through without Redis" covers the lockout check too.
     lockout_settings = settings.lockout.model_copy(
@@ -120,7 +128,7 @@ def _provide_services(
             "fail_closed": settings.lockout.fail_closed and not settings.rate_limit.auth_fail_open
         }
     )
-    state.provide(UserService(hasher))
+    state.provide(UserService(hasher, events))
     state.provide(
         AuthService(
             hasher=hasher,
@@ -130,11 +138,12 @@ def _provide_services(
             revoker=revoker,
             jwt=settings.jwt,
             refresh_secret=settings.secret_key.get_secret_value(),
+            events=events,
         )
     )
-    state.provide(AccountService(hasher, revoker))
+    state.provide(AccountService(hasher, revoker, events))
     state.provide(SessionService(revoker))
-    state.provide(AdminService(revoker, state.get(CachedUsers)))
+    state.provide(AdminService(revoker, state.get(CachedUsers), events))
     state.provide(
         TokenAdminService(
             revoker=revoker,

@@ -115,6 +115,30 @@ def auth_failures() -> Counter:
     return counter("auth_failures_total", "Failed authentication attempts.", ("reason",))
 
 
+@cache
+def _gauge_max(name: str, documentation: str) -> Gauge:
+    # Every process observes the same shared state (an outbox): report the largest value,
+    # not the sum over workers.
+    return Gauge(name, documentation, multiprocess_mode="livemax")
+
+
+def outbox_backlog() -> Gauge:
+    """Outbox rows not yet published."""
+    return _gauge_max("events_outbox_backlog", "Outbox rows not yet published.")
+
+
+def outbox_oldest_age() -> Gauge:
+    """Age in seconds of the oldest unpublished outbox row (0 when none)."""
+    return _gauge_max(
+        "events_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row."
+    )
+
+
+def events_published() -> Counter:
+    """Events the relay appended to a stream, by type."""
+    return counter("events_published_total", "Events published to a stream.", ("type",))
+
+
 def render_latest() -> tuple[bytes, str]:
     """The exposition text of every metric (aggregated over workers in multiprocess mode)."""
     if multiprocess_dir():

@@ -3,6 +3,7 @@
 from user_service.models.base import Base
 from user_service.models.email_token import EmailToken, TokenPurpose
 from user_service.models.idempotency_key import IdempotencyKey
+from user_service.models.outbox import outbox
 from user_service.models.refresh_token import RotatedRefreshToken
 from user_service.models.session import Session
 from user_service.models.user import Role, User
@@ -16,4 +17,5 @@ __all__ = [
     "Session",
     "TokenPurpose",
     "User",
+    "outbox",
 ]

@@ -8,6 +8,12 @@ from typing import TYPE_CHECKING
 from servicekit.observability.logging import get_logger
 from user_service.errors import WrongPassword
 from user_service.repositories import UserRepository
+from user_service.schemas.events import (
+    UserDeleted,
+    UserPasswordChanged,
+    UserProfileUpdated,
+    user_subject,
+)
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
@@ -15,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from servicekit.db import AsyncSession
+    from servicekit.events import EventRecorder
     from user_service.models import User
     from user_service.security import PasswordHasher
     from user_service.services.revocation import SessionRevoker
@@ -28,6 +35,7 @@ class AccountService:
 
     hasher: PasswordHasher
     revoker: SessionRevoker
+    events: EventRecorder
 
     async def update_profile(
         self,
@@ -39,9 +47,14 @@ class AccountService:
     ) -> User:
         """Change profile fields; the version column catches concurrent writers (412)."""
         check_version(user, if_match)
-        if full_name is not None:
+        if full_name is not None and full_name != user.full_name:
             user.full_name = full_name
-        await UserRepository.from_session(session).flush()
+            await UserRepository.from_session(session).flush()
+            await self.events(
+                session,
+                UserProfileUpdated(user_id=user.id, full_name=full_name),
+                subject=user_subject(user.id),
+            )
         return user
 
     async def change_password(
@@ -61,6 +74,11 @@ class AccountService:
         await self.revoker.revoke(
             session, user_id=user.id, reason="password_changed", except_id=current_session_id
         )
+        await self.events(
+            session,
+            UserPasswordChanged(user_id=user.id, email=user.email, method="changed"),
+            subject=user_subject(user.id),
+        )
         log.info("user.password_changed", user_id=str(user.id))
 
     async def delete(self, session: AsyncSession, *, user: User, password: str) -> None:
@@ -69,6 +87,11 @@ class AccountService:
         # Revoke first: the ids must reach the denylist before the rows cascade away.
         await self.revoker.revoke(session, user_id=user.id, reason="account_deleted")
         await UserRepository.from_session(session).delete(user)
+        await self.events(
+            session,
+            UserDeleted(user_id=user.id, email=user.email, actor_id=None),
+            subject=user_subject(user.id),
+        )
         log.info("user.deleted", user_id=str(user.id))
 
     async def _confirm_password(self, user: User, password: str) -> None:

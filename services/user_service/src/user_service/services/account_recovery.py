@@ -24,10 +24,12 @@ from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
+from user_service.schemas.events import UserEmailVerified, UserPasswordChanged, user_subject
 from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
+    from servicekit.events import EventRecorder
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
     from user_service.services.revocation import SessionRevoker
@@ -47,6 +49,7 @@ class AccountRecoveryService:
     revoker: SessionRevoker
     mailer: EmailSender
     settings: EmailSettings
+    events: EventRecorder
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address.
@@ -65,6 +68,11 @@ class AccountRecoveryService:
         user = await self._redeem(session, token, TokenPurpose.VERIFY_EMAIL)
         user.is_verified = True
         await session.flush()
+        await self.events(
+            session,
+            UserEmailVerified(user_id=user.id, email=user.email),
+            subject=user_subject(user.id),
+        )
         log.info("user.email_verified", user_id=str(user.id))
         return user
 
@@ -87,6 +95,11 @@ class AccountRecoveryService:
         user.password_hash = await self.hasher.hash(new_password)
         await session.flush()
         await self.revoker.revoke(session, user_id=user.id, reason="password_reset")
+        await self.events(
+            session,
+            UserPasswordChanged(user_id=user.id, email=user.email, method="reset"),
+            subject=user_subject(user.id),
+        )
         log.info("user.password_reset", user_id=str(user.id))
 
     async def _issue(

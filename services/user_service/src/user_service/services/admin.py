@@ -16,6 +16,13 @@ from servicekit.observability.logging import get_logger
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository
+from user_service.schemas.events import (
+    UserDeactivated,
+    UserDeleted,
+    UserReactivated,
+    UserRoleChanged,
+    user_subject,
+)
 from user_service.security import normalize_email
 from user_service.services.preconditions import check_version
 
@@ -24,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from servicekit.db import AsyncSession, ConnectionSource
+    from servicekit.events import EventRecorder
     from user_service.schemas.user import UserSnapshot
     from user_service.services.revocation import SessionRevoker
     from user_service.services.user_cache import CachedUsers
@@ -41,6 +49,7 @@ class AdminService:
 
     revoker: SessionRevoker
     cached_users: CachedUsers
+    events: EventRecorder
 
     async def list_users(
         self,
@@ -107,6 +116,7 @@ class AdminService:
         ):
             raise CannotModifySelf
         changes: dict[str, object] = {}
+        previous_role = user.role
         if role is not None and role != user.role:
             changes["role"] = user.role = role
         if is_active is not None and is_active != user.is_active:
@@ -119,6 +129,7 @@ class AdminService:
             await self.revoker.revoke(session, user_id=user.id, reason="deactivated")
         elif "role" in changes:
             await self.revoker.revoke(session, user_id=user.id, reason="role_changed")
+        await self._record_changes(session, user, changes, previous_role, actor_id)
         if changes:
             log.info(
                 "admin.user_updated",
@@ -148,4 +159,32 @@ class AdminService:
         # (published after commit) needs their ids.
         await self.revoker.revoke(session, user_id=user.id, reason="deleted")
         await UserQueryRepository.from_session(session).delete(user)
+        await self.events(
+            session,
+            UserDeleted(user_id=user.id, email=user.email, actor_id=actor_id),
+            subject=user_subject(user.id),
+        )
         log.info("admin.user_deleted", actor_id=str(actor_id), target_user_id=str(user.id))
+
+    async def _record_changes(
+        self,
+        session: AsyncSession,
+        user: User,
+        changes: dict[str, object],
+        previous_role: Role,
+        actor_id: uuid.UUID,
+    ) -> None:
+        """Publish the role and status changes an administrator made."""
+        subject = user_subject(user.id)
+        if "role" in changes:
+            changed = UserRoleChanged(
+                user_id=user.id, role=user.role, previous_role=previous_role, actor_id=actor_id
+            )
+            await self.events(session, changed, subject=subject)
+        if changes.get("is_active") is False:
+            deactivated = UserDeactivated(user_id=user.id, email=user.email, actor_id=actor_id)
+            await self.events(session, deactivated, subject=subject)
+        elif changes.get("is_active") is True:
+            await self.events(
+                session, UserReactivated(user_id=user.id, actor_id=actor_id), subject=subject
+            )

@@ -13,6 +13,7 @@ from servicekit.observability.logging import get_logger
 from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
 from user_service.models import Session, User
 from user_service.repositories import SessionRepository, UserRepository
+from user_service.schemas.events import SessionCreated, user_subject
 from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import (
     ROLE_SCOPES,
@@ -24,6 +25,7 @@ from user_service.tokens import (
 
 if TYPE_CHECKING:
     from servicekit.db import AsyncSession
+    from servicekit.events import EventRecorder
     from servicekit.ratelimit import Lockout, RateLimiter
     from user_service.config import JwtSettings
     from user_service.services.revocation import SessionRevoker
@@ -62,6 +64,7 @@ class AuthService:
     jwt: JwtSettings
     #: Derives a rotated refresh token's successor (see ``successor_refresh_token``).
     refresh_secret: str
+    events: EventRecorder
 
     async def login(
         self,
@@ -110,6 +113,15 @@ class AuthService:
             ip=client.ip,
         )
         await SessionRepository.from_session(session).add(record)
+        created = SessionCreated(
+            user_id=user.id, session_id=record.id, ip=record.ip, user_agent=record.user_agent
+        )
+        await self.events(
+            session,
+            created,
+            subject=f"{user_subject(user.id)}/session/{record.id}",
+            partition_key=user_subject(user.id),
+        )
         log.info("user.login.succeeded", user_id=str(user.id), session_id=str(record.id))
         return self._pair(user, record, refresh_token)
 

@@ -20,6 +20,7 @@ from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis import REDIS_ERRORS
 from user_service.repositories import RevokedSessionReader, SessionRepository
+from user_service.schemas.events import SessionRevoked, user_subject
 from user_service.services.idempotency import idempotency
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from servicekit.auth import SessionDenylist
+    from servicekit.events import EventRecorder
     from user_service.config import JwtSettings
     from user_service.services.user_cache import UserCache
 
@@ -51,6 +53,7 @@ class SessionRevoker:
     ttl_s: int
     #: Called when a denylist write fails: the maintainer then rebuilds the list.
     on_write_failed: Callable[[], None]
+    events: EventRecorder
 
     async def revoke(
         self,
@@ -69,6 +72,13 @@ class SessionRevoker:
             session_ids=session_ids,
             except_id=except_id,
         )
+        for session_id in revoked:
+            await self.events(
+                session,
+                SessionRevoked(user_id=user_id, session_id=session_id, reason=reason),
+                subject=f"{user_subject(user_id)}/session/{session_id}",
+                partition_key=user_subject(user_id),
+            )
         if revoked:
             on_commit(session, lambda: self._publish(revoked))
             log.info("auth.sessions_revoked", count=len(revoked), reason=reason)

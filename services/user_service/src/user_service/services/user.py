@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 
 from user_service.models import Role, User
 from user_service.repositories import UserRepository
+from user_service.schemas.events import UserRegistered, user_subject
 from user_service.security import PasswordHasher, normalize_email
 
 if TYPE_CHECKING:
     import uuid
 
     from servicekit.db import AsyncSession
+    from servicekit.events import EventRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,7 @@ class UserService:
     """Creates and reads users; never commits (the request or the CLI does)."""
 
     hasher: PasswordHasher
+    events: EventRecorder
 
     async def create(
         self,
@@ -41,7 +44,19 @@ class UserService:
             role=role,
             is_verified=is_verified,
         )
-        return await UserRepository.from_session(session).create(user)
+        await UserRepository.from_session(session).create(user)
+        await self.events(
+            session,
+            UserRegistered(
+                user_id=user.id,
+                email=user.email,
+                full_name=user.full_name,
+                role=user.role,
+                is_verified=user.is_verified,
+            ),
+            subject=user_subject(user.id),
+        )
+        return user
 
     async def get_active(self, session: AsyncSession, user_id: uuid.UUID) -> User | None:
         """The user if it exists and is active."""

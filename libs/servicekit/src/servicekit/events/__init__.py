@@ -1,0 +1,31 @@
+"""Domain events: CloudEvents envelopes, a transactional outbox, a relay to Redis Streams."""
+
+from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
+from servicekit.events.outbox import (
+    EventRecorder,
+    OutboxTables,
+    install_relay_wake,
+    partition_of,
+    record,
+)
+from servicekit.events.relay import OutboxRelay
+from servicekit.events.setup import events_startup, outbox_relay, run_relay
+from servicekit.events.streams import EVENT_FIELD, StreamPublisher, stream_key
+
+__all__ = [
+    "EVENT_FIELD",
+    "CloudEvent",
+    "DomainEvent",
+    "EventCatalog",
+    "EventRecorder",
+    "OutboxRelay",
+    "OutboxTables",
+    "StreamPublisher",
+    "events_startup",
+    "install_relay_wake",
+    "outbox_relay",
+    "partition_of",
+    "record",
+    "run_relay",
+    "stream_key",
+]
