@@ -115,7 +115,7 @@ class HttpSettings(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list)
     #: Accepted `Host` values: names, `*.example.com` or `*`. Others get 400 `invalid_host`;
     #: `/health/*` and `/metrics` answer any host.
-    trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1", "test"])
+    trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     #: Larger request bodies get 413 problem+json.
     max_body_bytes: int = Field(1_048_576, ge=1)
     #: Add `Strict-Transport-Security: max-age=63072000; includeSubDomains`.

@@ -75,7 +75,7 @@ class TestRemoteJwks:
         self, client: httpx.AsyncClient
     ) -> None:
         keys = RemoteJWKS(
-            "http://test/.well-known/jwks.json", client=client, refetch_interval_s=0.3
+            "http://localhost/.well-known/jwks.json", client=client, refetch_interval_s=0.3
         )
         jwks = (await client.get("/.well-known/jwks.json")).json()
         kid = jwks["keys"][0]["kid"]

@@ -53,7 +53,7 @@ def orders_app(
         [orders_router()],
         on_startup=[
             jwks_auth(
-                "http://test/.well-known/jwks.json",
+                "http://localhost/.well-known/jwks.json",
                 issuer=settings.jwt.issuer,
                 audience=settings.jwt.audience,
                 http_client=users,

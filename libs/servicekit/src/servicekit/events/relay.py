@@ -12,8 +12,6 @@ that read it, after its stream append: a relay killed in between publishes the r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import zlib
 from datetime import timedelta
@@ -27,6 +25,7 @@ from servicekit.db.session import read_only_session
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import REDIS_ERRORS
+from servicekit.runtime.loop import BackgroundLoop
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
@@ -39,10 +38,9 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 _PURGE_INTERVAL_S = 300.0
-_ERROR_BACKOFF_S = 0.5
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     """Moves outbox rows of one service to its streams; start it, wake it, stop it."""
 
     def __init__(
@@ -54,20 +52,14 @@ class OutboxRelay:
         *,
         name: str,
     ) -> None:
+        super().__init__(name="outbox-relay", interval_s=settings.poll_interval_s, grace_s=5.0)
         self.sessionmaker = sessionmaker
         self.tables = tables
         self.publisher = publisher
         self.settings = settings
         #: First key of the PostgreSQL advisory locks: one lock space per service.
         self._lock_space = zlib.crc32(name.encode()) & 0x7FFFFFFF
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._next_purge = 0.0
-
-    def wake(self) -> None:
-        """Publish soon: a transaction with events committed."""
-        self._wake.set()
 
     async def drain(self) -> int:
         """Publish every committed row now (all partitions); returns how many were."""
@@ -151,7 +143,7 @@ class OutboxRelay:
         age = (utcnow() - oldest).total_seconds() if oldest is not None else 0.0
         metrics.outbox_oldest_age().set(max(age, 0.0))
 
-    async def run_once(self) -> None:
+    async def step(self) -> None:
         """One cycle: drain, report the backlog, purge now and then."""
         await self.drain()
         await self.observe_backlog()
@@ -161,38 +153,9 @@ class OutboxRelay:
             if purged:
                 log.info("events.outbox_purged", rows=purged)
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except (*REDIS_ERRORS, SQLAlchemyError, OSError) as exc:
-                log.warning("events.relay_failed", error=repr(exc))
-                await asyncio.sleep(_ERROR_BACKOFF_S)
-            except Exception as exc:  # keep relaying whatever happened
-                log.error("events.relay_error", exc_info=exc)
-                await asyncio.sleep(_ERROR_BACKOFF_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_s)
-
-    def start(self) -> None:
-        """Relay in the background."""
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop relaying once the batch in flight is done (cancelled after ``timeout_s``).
-
-        Not cancelled at once: a transaction cancelled inside the driver may keep its
-        connection, and on SQLite the write lock, until the process ends.
-        """
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-        if not done:
-            task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
-            log.warning("events.relay_stop_timeout", timeout_s=timeout_s)
+    def on_error(self, exc: Exception) -> None:
+        """Rows stay in the outbox; the next cycle publishes them."""
+        if isinstance(exc, (*REDIS_ERRORS, SQLAlchemyError, OSError)):
+            log.warning("events.relay_failed", error=repr(exc))
+        else:
+            log.error("events.relay_error", exc_info=exc)

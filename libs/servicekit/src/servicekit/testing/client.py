@@ -44,7 +44,7 @@ def override_db_session(app: FastAPI, session: AsyncSession) -> None:
 
 @asynccontextmanager
 async def app_client(
-    app: ASGIApp, *, base_url: str = "http://test"
+    app: ASGIApp, *, base_url: str = "http://localhost"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Run ``app``'s lifespan and yield a client speaking ASGI to it (no sockets)."""
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:

@@ -8,7 +8,6 @@ invalidations that failed while Redis was away.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +18,7 @@ from servicekit.db.orm import utcnow
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis import REDIS_ERRORS
+from servicekit.runtime import BackgroundLoop
 from user_service.repositories import RevokedSessionReader, SessionRepository
 from user_service.schemas.events import SessionRevoked, user_subject
 from user_service.services.idempotency import idempotency
@@ -94,7 +94,7 @@ class SessionRevoker:
             log.warning("auth.denylist_write_failed", sessions=len(revoked))
 
 
-class DenylistMaintainer:
+class DenylistMaintainer(BackgroundLoop):
     """Rebuilds the denylist whenever it may be incomplete.
 
     Hourly, it also purges expired idempotency keys.
@@ -108,14 +108,13 @@ class DenylistMaintainer:
         *,
         ttl_s: int,
     ) -> None:
+        super().__init__(name="denylist-maintainer", interval_s=CHECK_INTERVAL_S)
         self.denylist = denylist
         self.user_cache = user_cache
         self.sessionmaker = sessionmaker
         self.ttl_s = ttl_s
         #: Set when a write to the list failed: it may miss sessions until rebuilt.
         self.dirty = False
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._next_purge = 0.0
 
     def mark_dirty(self) -> None:
@@ -157,37 +156,17 @@ class DenylistMaintainer:
             self._next_purge = time.monotonic() + PURGE_INTERVAL_S
             await self.purge_idempotency_keys()
 
-    async def _run(self) -> None:
-        # The flag backs up cancellation: a CancelledError that lands inside a database or
-        # Redis call can be swallowed by the driver (seen on SQLite, right after start-up),
-        # and the loop would then run, and shutdown wait, forever.
-        while not self._stopping:
-            try:
-                await self.check_once()
-            except (*REDIS_ERRORS, OSError) as exc:
-                self.dirty = True
-                log.debug("auth.denylist_check_failed", error=repr(exc))
-            except Exception as exc:  # keep maintaining whatever happened
-                log.warning("auth.denylist_maintainer_error", error=repr(exc))
-            await asyncio.sleep(CHECK_INTERVAL_S)
+    async def step(self) -> None:
+        """One round of :meth:`check_once`."""
+        await self.check_once()
 
-    def start(self) -> None:
-        """Run the checks in the background."""
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="denylist-maintainer")
-
-    async def stop(self, timeout_s: float = 2.0) -> None:
-        """Cancel the background checks; give up waiting for them after ``timeout_s``."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-        if not done:
-            log.warning("auth.denylist_maintainer_stop_timeout", timeout_s=timeout_s)
-        elif not task.cancelled() and task.exception() is not None:
-            log.warning("auth.denylist_maintainer_failed", error=repr(task.exception()))
+    def on_error(self, exc: Exception) -> None:
+        """An unreachable Redis may have lost writes: rebuild once it answers."""
+        if isinstance(exc, (*REDIS_ERRORS, OSError)):
+            self.dirty = True
+            log.debug("auth.denylist_check_failed", error=repr(exc))
+        else:
+            log.warning("auth.denylist_maintainer_error", error=repr(exc))
 
 
 def database_revocation_check(
