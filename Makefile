@@ -29,13 +29,13 @@ scale-test: $(SYNC) ## Scale-out: three processes behind nginx (shared state, ki
 	$(UV) run --frozen pytest -m scale services/user_service/tests/scale libs/servicekit/tests/test_redis_cluster_faults.py
 	$(MAKE) --no-print-directory cluster-test
 
-# The tests that touch Redis (cache, rate limits, lockout, denylist and its mirror, change
+# The tests that touch Redis (cache, rate limits, lockout, denylist and its mirror, events, change
 # feed, sessions, tokens, user cache, resource service), against a three-primary Redis Cluster.
 CLUSTER_TESTS := \
 	libs/servicekit/tests/test_cache.py libs/servicekit/tests/test_cache_degraded.py \
 	libs/servicekit/tests/test_rate_limit.py libs/servicekit/tests/test_redis_pool.py \
 	libs/servicekit/tests/test_denylist_mirror.py libs/servicekit/tests/test_health.py \
-	libs/servicekit/tests/test_tracing.py \
+	libs/servicekit/tests/test_tracing.py libs/servicekit/tests/test_events.py \
 	services/user_service/tests/api/test_auth.py services/user_service/tests/api/test_rate_limits.py \
 	services/user_service/tests/api/test_sessions.py services/user_service/tests/api/test_tokens.py \
 	services/user_service/tests/api/test_token_endpoints.py services/user_service/tests/api/test_health.py \
@@ -43,7 +43,8 @@ CLUSTER_TESTS := \
 	services/user_service/tests/integration/test_denylist.py \
 	services/user_service/tests/integration/test_user_cache.py \
 	services/user_service/tests/integration/test_resource_service.py \
-	services/user_service/tests/integration/test_concurrency.py
+	services/user_service/tests/integration/test_concurrency.py \
+	services/user_service/tests/integration/test_events.py
 
 cluster-test: $(SYNC) ## Run the Redis-dependent tests against a real 3-primary Redis Cluster on loopback ports (~1 min)
 	SERVICEKIT_TEST_BACKENDS=cluster $(UV) run --frozen pytest $(CLUSTER_TESTS)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import MetaData, func, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from servicekit.db import AsyncSession, commit, create_sessionmaker
@@ -20,10 +20,13 @@ from servicekit.events import (
     CloudEvent,
     DomainEvent,
     EventCatalog,
+    EventConsumerGroup,
     EventRecorder,
+    InboxTables,
     OutboxRelay,
     OutboxTables,
     StreamPublisher,
+    dead_letter_key,
     install_relay_wake,
     partition_of,
     stream_key,
@@ -279,3 +282,151 @@ def test_partitions_are_stable() -> None:
     assert {partition_of(f"user/{n}", 4) for n in range(100)} == {0, 1, 2, 3}
     envelope = CloudEvent.wrap(ThingHappened(thing_id=uuid.uuid4(), n=0), source="/s", subject="x")
     assert json.loads(envelope.model_dump_json())["datacontenttype"] == "application/json"
+
+
+INBOX = InboxTables(METADATA, name="kit_inbox")
+EFFECTS = Table(
+    "kit_effects",
+    METADATA,
+    Column("event_id", String(36), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+
+class TestConsumer:
+    @pytest.fixture
+    async def effects(
+        self, sessionmaker: async_sessionmaker[AsyncSession], db_engine: AsyncEngine
+    ) -> AsyncIterator[None]:
+        yield
+        async with db_engine.begin() as conn:
+            await conn.execute(EFFECTS.delete())
+            await conn.execute(INBOX.events.delete())
+
+    def group(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: AnyRedis,
+        keys: KeySpace,
+        *,
+        fail_on: int | None = None,
+        claim_idle_ms: int = 30_000,
+    ) -> EventConsumerGroup:
+        async def apply(session: AsyncSession, event: DomainEvent, envelope: CloudEvent) -> None:
+            assert isinstance(event, ThingHappened)
+            if event.n == fail_on:
+                raise RuntimeError("poison")
+            await session.execute(insert(EFFECTS).values(event_id=envelope.id, n=event.n))
+
+        return EventConsumerGroup(
+            redis,
+            sessionmaker,
+            INBOX,
+            source=keys,
+            partitions=SETTINGS.partitions,
+            group="kit",
+            consumer=f"c{uuid.uuid4().hex[:6]}",
+            catalog=EventCatalog(ThingHappened),
+            handlers={ThingHappened.type_name(): apply},
+            max_attempts=2,
+            claim_idle_ms=claim_idle_ms,
+            block_ms=50,
+        )
+
+    async def applied(self, sessionmaker: async_sessionmaker[AsyncSession]) -> list[int]:
+        async with sessionmaker() as session:
+            rows = await session.execute(select(EFFECTS.c.n).order_by(EFFECTS.c.n))
+            return list(rows.scalars())
+
+    async def wait_for(self, condition: Callable[[], Awaitable[bool]]) -> None:
+        for _ in range(200):  # bounded: 10 s
+            if await condition():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("condition not reached within 10 s")
+
+    async def test_a_redelivered_event_is_applied_once(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis_client: AnyRedis,
+        keys: KeySpace,
+        effects: None,
+    ) -> None:
+        relay = make_relay(sessionmaker, redis_client, keys)
+        await record_things(sessionmaker, "thing/i", 3)
+        await relay.drain()
+        async with sessionmaker() as session:  # a relay that died before marking: again
+            await session.execute(update(TABLES.events).values(published_at=None))
+            await commit(session)
+        await relay.drain()
+        assert len(await stream_events(redis_client, keys, "thing/i")) == 6
+        group = self.group(sessionmaker, redis_client, keys)
+        group.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/i", 0, 6))
+        finally:
+            await group.stop()
+        assert await self.applied(sessionmaker) == [0, 1, 2]
+
+    async def test_a_poison_event_is_dead_lettered_and_the_others_flow(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis_client: AnyRedis,
+        keys: KeySpace,
+        effects: None,
+    ) -> None:
+        relay = make_relay(sessionmaker, redis_client, keys)
+        await record_things(sessionmaker, "thing/j", 3)
+        await relay.drain()
+        stream = stream_key(keys, partition_of("thing/j", SETTINGS.partitions))
+        bad = CloudEvent.wrap(ThingHappened(thing_id=uuid.uuid4(), n=9), source="/t", subject="j")
+        unreadable = bad.model_copy(update={"data": {"n": "nine"}})
+        await redis_client.xadd(
+            stream, {"type": bad.type, EVENT_FIELD: unreadable.model_dump_json()}
+        )
+        group = self.group(sessionmaker, redis_client, keys, fail_on=1)
+        group.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/j", 0, 4))
+        finally:
+            await group.stop()
+        assert await self.applied(sessionmaker) == [0, 2]
+        dead = await redis_client.xrange(dead_letter_key(keys, "kit")) or []
+        errors = [fields["error"] for _, fields in dead if fields]
+        assert len(errors) == 2
+        assert "poison" in errors[0]
+        assert "unreadable event" in errors[1]
+
+    async def test_an_entry_left_by_a_dead_consumer_is_claimed_and_applied_once(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis_client: AnyRedis,
+        keys: KeySpace,
+        effects: None,
+    ) -> None:
+        relay = make_relay(sessionmaker, redis_client, keys)
+        await record_things(sessionmaker, "thing/k", 2)
+        await relay.drain()
+        stream = stream_key(keys, partition_of("thing/k", SETTINGS.partitions))
+        survivor = self.group(sessionmaker, redis_client, keys, claim_idle_ms=200)
+        await survivor.create_group(stream)
+        # A consumer read both entries and died before acknowledging them.
+        taken = await redis_client.xreadgroup("kit", "dead", {stream: ">"}, count=10)
+        assert taken
+        survivor.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/k", 0, 2))
+        finally:
+            await survivor.stop()
+        assert await self.applied(sessionmaker) == [0, 1]
+
+    async def pending_is(
+        self, redis: AnyRedis, keys: KeySpace, subject: str, pending: int, read: int
+    ) -> bool:
+        """Whether the group has read ``read`` entries and ``pending`` are unacknowledged."""
+        stream = stream_key(keys, partition_of(subject, SETTINGS.partitions))
+        groups = await redis.xinfo_groups(stream)
+        info = next((g for g in groups if g["name"] == "kit"), None)
+        if info is None:
+            return False
+        return bool(info["pending"] == pending and info.get("entries-read", read) >= read)

@@ -1,5 +1,11 @@
 """Domain events: CloudEvents envelopes, a transactional outbox, a relay to Redis Streams."""
 
+from servicekit.events.consumer import (
+    EventConsumerGroup,
+    Handler,
+    InboxTables,
+    dead_letter_key,
+)
 from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
 from servicekit.events.outbox import (
     EventRecorder,
@@ -17,10 +23,14 @@ __all__ = [
     "CloudEvent",
     "DomainEvent",
     "EventCatalog",
+    "EventConsumerGroup",
     "EventRecorder",
+    "Handler",
+    "InboxTables",
     "OutboxRelay",
     "OutboxTables",
     "StreamPublisher",
+    "dead_letter_key",
     "events_startup",
     "install_relay_wake",
     "outbox_relay",

@@ -139,6 +139,13 @@ def events_published() -> Counter:
     return counter("events_published_total", "Events published to a stream.", ("type",))
 
 
+def events_consumed() -> Counter:
+    """Events a consumer group finished with, by group, type and outcome (handled, dead)."""
+    return counter(
+        "events_consumed_total", "Events consumed, by outcome.", ("group", "type", "outcome")
+    )
+
+
 def render_latest() -> tuple[bytes, str]:
     """The exposition text of every metric (aggregated over workers in multiprocess mode)."""
     if multiprocess_dir():

@@ -21,10 +21,14 @@ class BackgroundLoop:
     wait for it, forever.
     """
 
-    def __init__(self, *, name: str, interval_s: float, grace_s: float = 0.0) -> None:
+    def __init__(
+        self, *, name: str, interval_s: float, grace_s: float = 0.0, error_backoff_s: float = 0.5
+    ) -> None:
         self.name = name
         self.interval_s = interval_s
         self.grace_s = grace_s
+        #: The least wait after a failed step, so a loop with no interval never spins.
+        self.error_backoff_s = error_backoff_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -70,9 +74,11 @@ class BackgroundLoop:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            wait_s = self.interval_s
             try:
                 await self.step()
             except Exception as exc:  # keep looping whatever happened
                 self.on_error(exc)
+                wait_s = max(wait_s, self.error_backoff_s)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                await asyncio.wait_for(self._wake.wait(), wait_s)
