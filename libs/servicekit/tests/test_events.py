@@ -18,6 +18,7 @@ from servicekit.db.orm import utcnow
 from servicekit.events import (
     EVENT_FIELD,
     CloudEvent,
+    DeadLetters,
     DomainEvent,
     EventCatalog,
     EventConsumerGroup,
@@ -419,6 +420,46 @@ class TestConsumer:
         finally:
             await survivor.stop()
         assert await self.applied(sessionmaker) == [0, 1]
+
+    async def test_a_replayed_dead_letter_is_handled_and_a_dropped_one_is_gone(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis_client: AnyRedis,
+        keys: KeySpace,
+        effects: None,
+    ) -> None:
+        relay = make_relay(sessionmaker, redis_client, keys)
+        await record_things(sessionmaker, "thing/l", 3)
+        await relay.drain()
+        failing = self.group(sessionmaker, redis_client, keys, fail_on=1)
+        failing.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/l", 0, 3))
+        finally:
+            await failing.stop()
+        dead = DeadLetters(redis_client, keys, "kit")
+        (entry_id, fields), *_ = await dead.list()
+        assert "poison" in fields["error"]
+        assert await dead.replay(entry_id)
+        assert await dead.list() == []
+        fixed = self.group(sessionmaker, redis_client, keys)  # the handler was fixed
+        fixed.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/l", 0, 4))
+            await self.wait_for(lambda: self.count_applied(sessionmaker, 3))
+        finally:
+            await fixed.stop()
+        assert await self.applied(sessionmaker) == [0, 1, 2]
+        assert not await dead.replay(entry_id)  # gone
+        await redis_client.xadd(dead.key, {"type": "x", EVENT_FIELD: "{}", "error": "e"})
+        (other, _), *_ = await dead.list()
+        assert await dead.drop(other)
+        assert await dead.show(other) is None
+
+    async def count_applied(
+        self, sessionmaker: async_sessionmaker[AsyncSession], count: int
+    ) -> bool:
+        return len(await self.applied(sessionmaker)) == count
 
     async def pending_is(
         self, redis: AnyRedis, keys: KeySpace, subject: str, pending: int, read: int

@@ -6,6 +6,7 @@ from servicekit.events.consumer import (
     InboxTables,
     dead_letter_key,
 )
+from servicekit.events.dlq import DeadLetters
 from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
 from servicekit.events.outbox import (
     EventRecorder,
@@ -21,6 +22,7 @@ from servicekit.events.streams import EVENT_FIELD, StreamPublisher, stream_key
 __all__ = [
     "EVENT_FIELD",
     "CloudEvent",
+    "DeadLetters",
     "DomainEvent",
     "EventCatalog",
     "EventConsumerGroup",
