@@ -94,8 +94,9 @@ docs: $(SYNC) ## Regenerate docs/configuration.md (settings) and docs/events.md 
 	$(UV) run --frozen python scripts/gen_events_docs.py
 
 .PHONY: bench
-bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk (needs PostgreSQL on 127.0.0.1:5432; ~4 min)
+bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk, then the events step (needs PostgreSQL on 127.0.0.1:5432; ~5 min)
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(UV) run --frozen python bench/run.py
+	$(UV) run --frozen python bench/events.py
 
 clean: ## Remove the virtualenv, caches and the local data folder
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache data

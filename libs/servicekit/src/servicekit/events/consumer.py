@@ -126,7 +126,7 @@ class EventConsumerGroup:
         handlers: Mapping[str, Handler],
         max_attempts: int = 5,
         claim_idle_ms: int = 30_000,
-        block_ms: int = 1000,
+        block_ms: int = 250,
         batch: int = 100,
     ) -> None:
         self.redis = redis
@@ -139,6 +139,7 @@ class EventConsumerGroup:
         self.handlers = dict(handlers)
         self.max_attempts = max_attempts
         self.claim_idle_ms = claim_idle_ms
+        #: How long a read waits for new entries; keep it under the client's socket timeout.
         self.block_ms = block_ms
         self.batch = batch
         self.readers = [PartitionConsumer(self, p) for p in range(partitions)]

@@ -60,6 +60,7 @@ class OutboxRelay(BackgroundLoop):
         #: First key of the PostgreSQL advisory locks: one lock space per service.
         self._lock_space = zlib.crc32(name.encode()) & 0x7FFFFFFF
         self._next_purge = 0.0
+        self._next_observation = 0.0
 
     async def drain(self) -> int:
         """Publish every committed row now (all partitions); returns how many were."""
@@ -144,11 +145,14 @@ class OutboxRelay(BackgroundLoop):
         metrics.outbox_oldest_age().set(max(age, 0.0))
 
     async def step(self) -> None:
-        """One cycle: drain, report the backlog, purge now and then."""
+        """One cycle: drain; now and then, report the backlog and purge."""
         await self.drain()
-        await self.observe_backlog()
-        if time.monotonic() >= self._next_purge:
-            self._next_purge = time.monotonic() + _PURGE_INTERVAL_S
+        now = time.monotonic()
+        if now >= self._next_observation:  # a count per cycle would tax busy relays
+            self._next_observation = now + self.settings.poll_interval_s
+            await self.observe_backlog()
+        if now >= self._next_purge:
+            self._next_purge = now + _PURGE_INTERVAL_S
             purged = await self.purge()
             if purged:
                 log.info("events.outbox_purged", rows=purged)
