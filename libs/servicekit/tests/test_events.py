@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from servicekit.db import AsyncSession, commit, create_sessionmaker
+from servicekit.db import AsyncSession, commit, create_engine, create_sessionmaker
 from servicekit.db.orm import utcnow
 from servicekit.events import (
     EVENT_FIELD,
@@ -455,6 +455,35 @@ class TestConsumer:
         (other, _), *_ = await dead.list()
         assert await dead.drop(other)
         assert await dead.show(other) is None
+
+    async def test_a_database_outage_leaves_the_event_pending_not_dead(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis_client: AnyRedis,
+        keys: KeySpace,
+        test_settings: ServiceSettings,
+        effects: None,
+    ) -> None:
+        relay = make_relay(sessionmaker, redis_client, keys)
+        await record_things(sessionmaker, "thing/m", 1)
+        await relay.drain()
+        dead_engine = create_engine(test_settings, "postgresql+asyncpg://postgres@127.0.0.1:1/x")
+        cut_off = self.group(create_sessionmaker(dead_engine), redis_client, keys)
+        cut_off.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/m", 1, 1))
+            await asyncio.sleep(0.3)  # several attempts and back-offs
+        finally:
+            await cut_off.stop()
+            await dead_engine.dispose()
+        assert await DeadLetters(redis_client, keys, "kit").list() == []
+        recovered = self.group(sessionmaker, redis_client, keys, claim_idle_ms=100)
+        recovered.start()
+        try:
+            await self.wait_for(lambda: self.pending_is(redis_client, keys, "thing/m", 0, 1))
+        finally:
+            await recovered.stop()
+        assert await self.applied(sessionmaker) == [0]
 
     async def count_applied(
         self, sessionmaker: async_sessionmaker[AsyncSession], count: int

@@ -6,7 +6,9 @@ own database that first inserts the event id into its **inbox**: a redelivered e
 its id there and changes nothing, so the effect applies exactly once although delivery is
 at least once. The entry is acknowledged after the commit. A failing handler is retried in
 process with exponential backoff and jitter; after ``max_attempts`` the entry moves to the
-group's dead-letter stream with the error, and later entries keep flowing. An entry left
+group's dead-letter stream with the error, and later entries keep flowing. A database or
+Redis that cannot be reached is not the event's fault: the entry stays pending and is
+claimed again once it has been idle for ``claim_idle_ms``. An entry left
 pending by a consumer that died is claimed by another after ``claim_idle_ms``.
 """
 
@@ -22,12 +24,15 @@ from redis.exceptions import ResponseError
 from sqlalchemy import Column, DateTime, MetaData, String, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from servicekit.db.errors import database_error
 from servicekit.db.orm import utcnow
 from servicekit.db.session import request_transaction
+from servicekit.errors import ServiceUnavailable
 from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
 from servicekit.events.streams import EVENT_FIELD, stream_key
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.redis.client import REDIS_ERRORS
 from servicekit.runtime.loop import BackgroundLoop
 
 if TYPE_CHECKING:
@@ -180,6 +185,8 @@ class EventConsumerGroup:
                         await handler(session, payload, envelope)
                 return None
             except Exception as exc:  # the handler's failure, whatever it is
+                if _unavailable(exc):
+                    raise  # not the event's fault: it stays pending and is claimed later
                 log.warning(
                     "events.handler_failed",
                     event_id=envelope.id,
@@ -211,3 +218,10 @@ class EventConsumerGroup:
     async def stop(self) -> None:
         """Stop reading; an entry being handled finishes first (or stays pending)."""
         await asyncio.gather(*(reader.stop() for reader in self.readers))
+
+
+def _unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` means a dependency is down (the database, Redis), not a bad event."""
+    if isinstance(exc, (ServiceUnavailable, *REDIS_ERRORS)):
+        return True
+    return isinstance(database_error(exc), ServiceUnavailable)
