@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import pytest
+import structlog
 from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -315,6 +316,9 @@ class TestConsumer:
     ) -> EventConsumerGroup:
         async def apply(session: AsyncSession, event: DomainEvent, envelope: CloudEvent) -> None:
             assert isinstance(event, ThingHappened)
+            bound = structlog.contextvars.get_contextvars()  # what every log line carries
+            assert bound["event_id"] == envelope.id
+            assert bound["event_type"] == envelope.type
             if event.n == fail_on:
                 raise RuntimeError("poison")
             await session.execute(insert(EFFECTS).values(event_id=envelope.id, n=event.n))

@@ -19,6 +19,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 from sqlalchemy import Column, DateTime, MetaData, String, Table
@@ -167,7 +168,11 @@ class EventConsumerGroup:
             await self._dead_letter(stream, entry_id, fields, f"unreadable event: {exc!r}")
             return
         if handler is not None and payload is not None:
-            error = await self._apply_with_retries(handler, payload, envelope)
+            # Every log line of the handling names the event.
+            with structlog.contextvars.bound_contextvars(
+                event_id=envelope.id, event_type=envelope.type
+            ):
+                error = await self._apply_with_retries(handler, payload, envelope)
             if error is not None:
                 await self._dead_letter(stream, entry_id, fields, error)
                 return
