@@ -35,7 +35,7 @@ CLUSTER_TESTS := \
 	libs/servicekit/tests/test_cache.py libs/servicekit/tests/test_cache_degraded.py \
 	libs/servicekit/tests/test_rate_limit.py libs/servicekit/tests/test_redis_pool.py \
 	libs/servicekit/tests/test_denylist_mirror.py libs/servicekit/tests/test_health.py \
-	libs/servicekit/tests/test_tracing.py libs/servicekit/tests/test_events.py \
+	libs/servicekit/tests/test_tracing.py libs/servicekit/tests/test_outbox.py libs/servicekit/tests/test_consumers.py \
 	services/user_service/tests/api/test_auth.py services/user_service/tests/api/test_rate_limits.py \
 	services/user_service/tests/api/test_sessions.py services/user_service/tests/api/test_tokens.py \
 	services/user_service/tests/api/test_token_endpoints.py services/user_service/tests/api/test_health.py \

@@ -16,7 +16,7 @@ from servicekit.db.session import (
 )
 from servicekit.redis.client import AnyRedis
 from servicekit.settings import ServiceSettings
-from servicekit.state import AppState, app_state
+from servicekit.state import app_state
 
 T = TypeVar("T")
 
@@ -32,11 +32,6 @@ def component(kind: type[T]) -> Callable[[Request], Awaitable[T]]:
 
     dependency.__name__ = f"get_{kind.__name__}"
     return dependency
-
-
-async def get_app_state(request: Request) -> AppState:
-    """The state the lifespan built."""
-    return app_state(request)
 
 
 async def get_redis(request: Request) -> AnyRedis:
@@ -72,7 +67,6 @@ def rate_limit(*rules: str) -> Callable[[Request], Awaitable[None]]:
     return dependency
 
 
-State = Annotated[AppState, Depends(get_app_state)]
 #: One transaction per request, committed before the response is sent.
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 RedisClient = Annotated[AnyRedis, Depends(get_redis)]

@@ -109,12 +109,7 @@ async def _create_admin(settings: UserServiceSettings, email: str, password: str
     hasher = PasswordHasher(settings.password)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            events = EventRecorder(
-                outbox,
-                source=f"/{settings.service_name}",
-                partitions=settings.events.partitions,
-            )
-            user = await UserService(hasher, events).create(
+            user = await UserService(hasher, EventRecorder.of(settings, outbox)).create(
                 session, email=email, password=password, role=Role.ADMIN, is_verified=True
             )
         log.info("admin.created", user_id=str(user.id), email=user.email)

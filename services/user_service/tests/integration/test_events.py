@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from servicekit.db import AsyncSession, commit, create_sessionmaker
 from servicekit.events import EVENT_FIELD, CloudEvent, EventRecorder, partition_of, stream_key
 from servicekit.redis import AnyRedis, KeySpace
-from servicekit.settings import EventSettings
 from servicekit.testing.process import ServiceProcess
 from user_service.config import UserServiceSettings
 from user_service.models import Role, outbox
@@ -25,8 +24,6 @@ from ..utils.auth import bearer, login
 from ..utils.users import live_email, register
 
 pytestmark = pytest.mark.integration
-#: The default partition count, which the relay process started here uses too.
-PARTITIONS = EventSettings().partitions
 
 
 async def user_events(
@@ -78,18 +75,10 @@ async def test_lifecycle_events_reach_the_stream_in_commit_order(
     assert all(e.source == "/user_service" for e in events)
 
 
-async def test_a_refused_change_records_no_event(
+async def test_registration_records_its_event_in_the_request_transaction(
     client: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:
-    """A registration refused by the password policy rolls back: no outbox row is left."""
-    refused = await client.post(
-        "/api/v1/users", json={"email": "weak@example.com", "password": "short"}
-    )
-    assert refused.status_code == 422
-    rows = await db_session.execute(
-        select(outbox.events.c.type).where(outbox.events.c.envelope.contains("weak@example.com"))
-    )
-    assert rows.all() == []
+    """The client shares the test's transaction: the row is there before anything commits."""
     accepted = await register(client, "strong@example.com")
     rows = await db_session.execute(
         select(outbox.events.c.type).where(
@@ -99,10 +88,12 @@ async def test_a_refused_change_records_no_event(
     assert rows.scalars().all() == ["user.registered.v1"]
 
 
-async def record_registration(sessionmaker: async_sessionmaker[AsyncSession], email: str) -> str:
+async def record_registration(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: UserServiceSettings, email: str
+) -> str:
     """Commit a ``user.registered`` event alone (no user row: the relay reads the outbox)."""
     user_id = uuid.uuid4()
-    recorder = EventRecorder(outbox, source="/user_service", partitions=PARTITIONS)
+    recorder = EventRecorder.of(settings, outbox)
     event = UserRegistered(
         user_id=user_id, email=email, full_name="", role=Role.USER, is_verified=False
     )
@@ -136,10 +127,10 @@ async def test_the_relay_command_publishes_what_a_killed_relay_left(
     sessionmaker = create_sessionmaker(db_engine)
     relay = start_relay(tmp_path, settings, database_url)
     try:
-        first = await record_registration(sessionmaker, live_email())
+        first = await record_registration(sessionmaker, settings, live_email())
         assert len(await user_events(redis_client, settings, first, 1)) == 1
         relay.kill()  # SIGKILL: whatever it held uncommitted is rolled back
-        second = await record_registration(sessionmaker, live_email())
+        second = await record_registration(sessionmaker, settings, live_email())
         relay = start_relay(tmp_path, settings, database_url)
         assert len(await user_events(redis_client, settings, second, 1)) == 1, relay.output()
         assert relay.stop() == 0  # SIGTERM: a clean stop

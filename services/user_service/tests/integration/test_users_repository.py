@@ -6,8 +6,7 @@ import pytest
 
 from servicekit.db import AsyncSession
 from servicekit.events import EventRecorder
-from servicekit.settings import EventSettings
-from user_service.config import PasswordSettings
+from user_service.config import PasswordSettings, UserServiceSettings
 from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
 from user_service.models import Role, outbox
 from user_service.repositories import UserRepository
@@ -18,10 +17,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def users() -> Iterator[UserService]:
+def users(settings: UserServiceSettings) -> Iterator[UserService]:
     hasher = PasswordHasher(PasswordSettings())
-    events = EventRecorder(outbox, source="/user_service", partitions=EventSettings().partitions)
-    yield UserService(hasher, events)
+    yield UserService(hasher, EventRecorder.of(settings, outbox))
     hasher.close()
 
 

@@ -33,7 +33,7 @@ class SwallowingMaintainer(DenylistMaintainer):
         )
         self.checks = 0
 
-    async def check_once(self) -> None:
+    async def step(self) -> None:
         self.checks += 1
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(30)
@@ -53,7 +53,7 @@ async def test_stop_gives_up_on_a_loop_that_never_yields_back() -> None:
     class Stuck(SwallowingMaintainer):
         released = asyncio.Event()
 
-        async def check_once(self) -> None:
+        async def step(self) -> None:
             while not self.released.is_set():
                 try:
                     await self.released.wait()

@@ -1,9 +1,8 @@
-"""What the verify fixtures hand out: the service binary, the callables' types, polling."""
+"""What the verify fixtures hand out: the service binary and the callables' types."""
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,13 +14,3 @@ MEASUREMENTS_ENV = "VERIFY_MEASUREMENTS"
 
 StartService = Callable[..., ServiceProcess]
 Measure = Callable[[str, float], None]
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check`` (blocking) until true; the seconds it took. Fails after ``timeout``."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
-    return time.monotonic() - started

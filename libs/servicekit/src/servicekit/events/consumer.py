@@ -183,26 +183,22 @@ class EventConsumerGroup:
         self, handler: Handler, payload: DomainEvent, envelope: CloudEvent
     ) -> str | None:
         """Apply the event once (inbox); the last error's text if every attempt failed."""
+        error = ""
         for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1.5))
             try:
                 async with self.sessionmaker() as session, request_transaction(session):
                     if await self.inbox.claim(session, self.group, envelope.id):
                         await handler(session, payload, envelope)
-                return None
             except Exception as exc:  # the handler's failure, whatever it is
                 if _unavailable(exc):
                     raise  # not the event's fault: it stays pending and is claimed later
-                log.warning(
-                    "events.handler_failed",
-                    event_id=envelope.id,
-                    event_type=envelope.type,
-                    attempt=attempt,
-                    error=repr(exc),
-                )
-                if attempt == self.max_attempts:
-                    return repr(exc)
-                await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1.5))
-        return None  # pragma: no cover - the loop returns
+                error = repr(exc)
+                log.warning("events.handler_failed", attempt=attempt, error=error)
+            else:
+                return None
+        return error
 
     async def _dead_letter(
         self, stream: str, entry_id: Any, fields: Mapping[Any, Any], error: str

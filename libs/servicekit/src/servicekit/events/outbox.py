@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from servicekit.events.envelope import DomainEvent
+    from servicekit.settings import ServiceSettings
 
 #: ``session.info`` key of the callback that wakes the relay after a commit with events.
 WAKE_KEY = "servicekit.events.wake"
@@ -126,6 +127,13 @@ class EventRecorder:
         self.tables = tables
         self.source = source
         self.partitions = partitions
+
+    @classmethod
+    def of(cls, settings: ServiceSettings, tables: OutboxTables) -> EventRecorder:
+        """The recorder of ``settings``' service: source ``/<service name>``."""
+        return cls(
+            tables, source=f"/{settings.service_name}", partitions=settings.events.partitions
+        )
 
     async def __call__(
         self,

@@ -82,13 +82,7 @@ def events_startup(
     async def hook(state: AppState) -> Callable[[], Awaitable[None]]:
         settings = state.settings
         relay = outbox_relay(settings, state.sessionmaker, state.redis, tables)
-        state.provide(
-            EventRecorder(
-                tables,
-                source=f"/{settings.service_name}",
-                partitions=settings.events.partitions,
-            )
-        )
+        state.provide(EventRecorder.of(settings, tables))
         state.provide(relay)
         state.session_hooks.append(install_relay_wake(relay.wake))
         if settings.events.relay_in_process:

@@ -3,7 +3,6 @@
 from servicekit.testing.backends import (
     BackendPlan,
     Backends,
-    detect_backends,
     plan_backends,
     start_backends,
 )
@@ -13,7 +12,6 @@ __all__ = [
     "BackendPlan",
     "Backends",
     "app_client",
-    "detect_backends",
     "override_db_session",
     "plan_backends",
     "start_backends",

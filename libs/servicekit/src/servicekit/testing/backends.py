@@ -189,14 +189,6 @@ def start_backends(plan: BackendPlan, tmp_dir: Path) -> Backends:
     )
 
 
-def detect_backends(tmp_dir: Path) -> Backends:
-    """Choose the run's backends and start what they need.
-
-    That is, :func:`start_backends` of :func:`plan_backends`.
-    """
-    return start_backends(plan_backends(), tmp_dir)
-
-
 def _with_database(url: str, name: str) -> str:
     parsed: URL = make_url(url).set(database=name)
     return parsed.render_as_string(hide_password=False)

@@ -144,7 +144,7 @@ class DenylistMaintainer(BackgroundLoop):
         log.info("auth.denylist_rebuilt", sessions=len(entries))
         return len(entries)
 
-    async def check_once(self) -> None:
+    async def step(self) -> None:
         """Rebuild if the sentinel is missing or a write failed; retry failed cache invalidations.
 
         Both mean Redis was unreachable and may hold stale state.
@@ -155,10 +155,6 @@ class DenylistMaintainer(BackgroundLoop):
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_INTERVAL_S
             await self.purge_idempotency_keys()
-
-    async def step(self) -> None:
-        """One round of :meth:`check_once`."""
-        await self.check_once()
 
     def on_error(self, exc: Exception) -> None:
         """An unreachable Redis may have lost writes: rebuild once it answers."""

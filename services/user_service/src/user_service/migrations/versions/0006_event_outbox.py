@@ -1,4 +1,4 @@
-"""event outbox
+"""Event outbox.
 
 Revision ID: 0006
 Revises: 0005
@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    """Create the outbox and its per-key sequences."""
     op.create_table(
         "event_outbox",
         sa.Column(
@@ -48,6 +49,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the outbox and its per-key sequences."""
     op.drop_table("event_outbox_keys")
     op.drop_index("ix_event_outbox_published_at", table_name="event_outbox")
     op.drop_index("ix_event_outbox_partition_id", table_name="event_outbox")

@@ -1,0 +1,196 @@
+"""The load steps of ``make bench``: which servers run, and what each step measures."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from harness.common import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    BENCH,
+    DURATION,
+    OVERLOAD,
+    PASSWORD,
+    TOKENS,
+    USER_SERVICE,
+    WARMUP,
+    log,
+)
+from harness.load import Wrk, counter_diff, summarize, write_list
+from harness.seed import login
+from harness.servers import RssSampler, Server, settle
+from servicekit.testing.process import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+
+@contextlib.contextmanager
+def running(sampler: RssSampler, *servers: Server) -> Iterator[None]:
+    """Start servers (RSS sampled while up), stop them however the block ends."""
+    try:
+        for server in servers:
+            server.start()
+            sampler.servers.append(server)
+        yield
+    finally:
+        for server in servers:
+            if server in sampler.servers:
+                sampler.servers.remove(server)
+            server.stop()
+
+
+@dataclass
+class Scenarios:
+    """The load steps of one run, the servers they start and what each step measured."""
+
+    wrk: Wrk
+    sampler: RssSampler
+    base_env: dict[str, str]
+    service_env: dict[str, str]
+    emails: list[str]
+    servers: list[Server]
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def run_all(self, user_ids: list[str]) -> dict[str, Any]:
+        """Run every scenario, RSS sampled throughout; the results by scenario."""
+        ping_list = write_list("ping", [("GET", "/api/v1/ping", "", "")])
+        login_list = write_list(
+            "login",
+            [("POST", "/api/v1/auth/login", "", json.dumps({"email": e, "password": PASSWORD}))
+             for e in self.emails[TOKENS : TOKENS + 2000]],
+        )  # fmt: skip
+        with self.sampler:
+            self.one_worker(ping_list, login_list)
+            self.database_path(user_ids)
+            self.two_workers(ping_list)
+        return self.results
+
+    def service(self, name: str, workers: int, **extra: str) -> Server:
+        """A user_service server (not started) with ``extra`` environment variables."""
+        env = {**self.service_env, "PORT": str(free_port()), "WORKERS": str(workers), **extra}
+        server = Server(name, [USER_SERVICE, "serve"], env, ready="/health/ready", metrics=True)
+        self.servers.append(server)
+        return server
+
+    def baseline(self, name: str, workers: int) -> Server:
+        """A bare FastAPI baseline server (not started)."""
+        env = {**self.base_env, "HOST": "127.0.0.1", "PORT": str(free_port()),
+               "WORKERS": str(workers), "GRACEFUL_TIMEOUT_S": "5"}  # fmt: skip
+        cmd = [sys.executable, str(BENCH / "baseline_app.py")]
+        server = Server(name, cmd, env, ready="/api/v1/ping", metrics=False)
+        self.servers.append(server)
+        return server
+
+    def step(
+        self, label: str, server: Server, script: str, args: Sequence[str], c: int
+    ) -> dict[str, Any]:
+        """One wrk step (after a warm-up) at ``c`` connections, summarized."""
+        sampler, wrk = self.sampler, self.wrk
+        settle(sampler.servers)
+        if WARMUP:
+            wrk.run(f"{label}-warmup", server.url, script, args, c, WARMUP)
+        before = server.status_counts(f"{label}-before")
+        foreign = sampler.foreign_snapshot()
+        raw = wrk.run(label, server.url, script, args, c, DURATION)
+        time.sleep(1.1)  # let the sampler see the whole step
+        other = sampler.foreign_since(foreign, DURATION)
+        status = counter_diff(server.status_counts(f"{label}-after"), before)
+        result = summarize(raw, c=c, workers=server.workers, status=status)
+        result.update(other)
+        log(f"{label}: {result['rps']:,.0f} req/s, p50 {result['p50_ms']} ms, "
+            f"p99 {result['p99_ms']} ms, errors {result['errors']}")  # fmt: skip
+        return result
+
+    def token_list(self, server: Server, name: str) -> Path:
+        """Fresh access tokens of TOKENS seeded users (tokens live 10 minutes)."""
+        with httpx.Client() as client:
+            tokens = [login(client, server.url, email, PASSWORD) for email in self.emails[:TOKENS]]
+            for token in tokens:  # warm the user cache
+                headers = {"Authorization": f"Bearer {token}"}
+                client.get(f"{server.url}/api/v1/users/me", headers=headers).raise_for_status()
+        return write_list(name, [("GET", "/api/v1/users/me", t, "") for t in tokens])
+
+    def one_worker(self, ping_list: Path, login_list: Path) -> None:
+        """One worker each: baseline and me_cached side by side, then the hash-bound routes."""
+        scenarios, step = self.results, self.step
+        base1, svc1 = self.baseline("baseline-1w", 1), self.service("user_service-1w", 1)
+        with running(self.sampler, base1, svc1):
+            me_list = self.token_list(svc1, "me-1w")
+            for c in OVERLOAD:
+                key = "baseline" if c == 64 else f"baseline_c{c}"
+                scenarios[key] = step(f"baseline-c{c}", base1, "list", [str(ping_list)], c)
+                scenarios[f"overload_c{c}"] = step(
+                    f"me_cached-c{c}", svc1, "list", [str(me_list)], c
+                )
+            scenarios["me_cached"] = dict(scenarios["overload_c64"])
+            scenarios["overload_c64"]["same_run_as"] = "me_cached"
+            scenarios["register"] = step(
+                "register", svc1, "register", [secrets.token_hex(4), PASSWORD], 16
+            )
+            scenarios["login"] = step("login", svc1, "list", [str(login_list)], 16)
+            self.storm(svc1, login_list)
+
+    def storm(self, svc1: Server, login_list: Path) -> None:
+        """Logins at c=16 while me_cached runs at c=32, two wrk processes."""
+        sampler, wrk = self.sampler, self.wrk
+        settle(sampler.servers)
+        me_list = self.token_list(svc1, "me-storm")
+        if WARMUP:
+            warm = [
+                wrk.start("storm-login-warmup", svc1.url, "list", [str(login_list)], 16, WARMUP),
+                wrk.start("storm-me-warmup", svc1.url, "list", [str(me_list)], 32, WARMUP),
+            ]
+            for process in warm:
+                wrk.finish(process)
+        before = svc1.status_counts("storm-before")
+        foreign = sampler.foreign_snapshot()
+        storm_login = wrk.start("storm-login", svc1.url, "list", [str(login_list)], 16, DURATION)
+        storm_me = wrk.start("storm-me_cached", svc1.url, "list", [str(me_list)], 32, DURATION)
+        raw_login, raw_me = wrk.finish(storm_login), wrk.finish(storm_me)
+        time.sleep(1.1)
+        other = sampler.foreign_since(foreign, DURATION)
+        status = counter_diff(svc1.status_counts("storm-after"), before)
+        storm = summarize(raw_me, c=32, workers=1, status=None)
+        storm["login"] = summarize(raw_login, c=16, workers=1, status=None)
+        storm.update(other)
+        storm["login"].update(other)
+        if status is not None:
+            storm["status_counts_both"] = dict(sorted(status.items()))
+        self.results["storm"] = storm
+        log(f"storm: me_cached p99 {storm['p99_ms']} ms at {storm['rps']:,.0f} req/s; "
+            f"login {storm['login']['rps']:,.1f} req/s")  # fmt: skip
+
+    def database_path(self, user_ids: list[str]) -> None:
+        """The database path: admin GETs over 10,000 users with the user cache off."""
+        svc_nc = self.service("user_service-1w-nocache", 1, USER_SERVICE_CACHE__ENABLED="false")
+        with running(self.sampler, svc_nc):
+            with httpx.Client() as client:
+                admin_token = login(client, svc_nc.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+            ids_list = write_list(
+                "users", [("GET", f"/api/v1/users/{i}", admin_token, "") for i in user_ids]
+            )
+            self.results["user_uncached"] = self.step(
+                "user_uncached", svc_nc, "list", [str(ids_list)], 64
+            )
+
+    def two_workers(self, ping_list: Path) -> None:
+        """Two workers: me_cached and the baseline."""
+        base2, svc2 = self.baseline("baseline-2w", 2), self.service("user_service-2w", 2)
+        with running(self.sampler, base2, svc2):
+            me_list = self.token_list(svc2, "me-2w")
+            self.results["baseline_2w"] = self.step(
+                "baseline-2w-c64", base2, "list", [str(ping_list)], 64
+            )
+            self.results["scale_2w"] = self.step(
+                "me_cached-2w-c64", svc2, "list", [str(me_list)], 64
+            )
