@@ -157,6 +157,7 @@ def service_environment(
         "DATA_DIR": str(WORK / "data"),
         "USER_SERVICE_ENVIRONMENT": "production",
         "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
+        "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
         "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(key_file),
         "USER_SERVICE_LOGGING__ACCESS_LOG": "false",
         "USER_SERVICE_LOGGING__LEVEL": "WARNING",

@@ -51,6 +51,7 @@ PLATFORM_TARGETS = {
     "port": "server.port",
     "workers": "server.workers",
     "data_dir": "data_dir",
+    "event_seal_keys": "events.seal_keys",
 }
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
-from servicekit.events import EventRecorder
+from servicekit.events import EventRecorder, Sealer
 from servicekit.observability.logging import get_logger
 from servicekit.ratelimit import Lockout
 from servicekit.redis import REDIS_ERRORS, Cache
@@ -76,6 +76,7 @@ async def identity_startup(state: AppState) -> Cleanup:
             mailer=mailer,
             settings=settings.email,
             events=events,
+            sealer=state.get(Sealer),
         )
     )
     await _start(maintainer, denylist, user_cache)

@@ -64,6 +64,7 @@ def service(
         "DATA_DIR": str(tmp / "data"),
         "WORKERS": "1",
         "USER_SERVICE_SECRET_KEY": secret_key,
+        "EVENT_SEAL_KEYS": json.dumps([secret_key]),
         "USER_SERVICE_JWT__PRIVATE_KEY": pem,
         "USER_SERVICE_RATE_LIMIT__ENABLED": "false",
         "USER_SERVICE_LOCKOUT__ENABLED": "false",

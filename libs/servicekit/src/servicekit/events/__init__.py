@@ -1,5 +1,6 @@
 """Domain events: CloudEvents envelopes, a transactional outbox, a relay to Redis Streams."""
 
+from servicekit.events.cli import add_events_commands, run_events_command
 from servicekit.events.consumer import (
     EventConsumerGroup,
     Handler,
@@ -16,6 +17,7 @@ from servicekit.events.outbox import (
     record,
 )
 from servicekit.events.relay import OutboxRelay
+from servicekit.events.sealing import Sealed, Sealer, SealError
 from servicekit.events.setup import events_startup, outbox_relay, run_relay
 from servicekit.events.streams import EVENT_FIELD, StreamPublisher, stream_key
 
@@ -31,13 +33,18 @@ __all__ = [
     "InboxTables",
     "OutboxRelay",
     "OutboxTables",
+    "SealError",
+    "Sealed",
+    "Sealer",
     "StreamPublisher",
+    "add_events_commands",
     "dead_letter_key",
     "events_startup",
     "install_relay_wake",
     "outbox_relay",
     "partition_of",
     "record",
+    "run_events_command",
     "run_relay",
     "stream_key",
 ]

@@ -10,6 +10,7 @@ from servicekit.db.engine import create_engine
 from servicekit.db.session import create_sessionmaker
 from servicekit.events.outbox import EventRecorder, install_relay_wake
 from servicekit.events.relay import OutboxRelay
+from servicekit.events.sealing import Sealer
 from servicekit.events.streams import StreamPublisher
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import create_redis
@@ -70,7 +71,7 @@ async def run_relay(settings: ServiceSettings, tables: OutboxTables) -> None:
 def events_startup(
     tables: OutboxTables,
 ) -> Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]]]:
-    """A startup hook: provide an :class:`EventRecorder` and an :class:`OutboxRelay`.
+    """A startup hook: provide an :class:`EventRecorder`, a :class:`Sealer` and the relay.
 
     It is a ``create_app(on_startup=[...])`` hook; the relay runs in this process unless
     ``events.relay_in_process`` is off.
@@ -83,6 +84,7 @@ def events_startup(
         settings = state.settings
         relay = outbox_relay(settings, state.sessionmaker, state.redis, tables)
         state.provide(EventRecorder.of(settings, tables))
+        state.provide(Sealer(settings.events.seal_keys))
         state.provide(relay)
         state.session_hooks.append(install_relay_wake(relay.wake))
         if settings.events.relay_in_process:

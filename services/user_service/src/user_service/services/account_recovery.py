@@ -24,12 +24,18 @@ from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
-from user_service.schemas.events import UserEmailVerified, UserPasswordChanged, user_subject
+from user_service.schemas.events import (
+    EmailVerificationRequested,
+    PasswordResetRequested,
+    UserEmailVerified,
+    UserPasswordChanged,
+    user_subject,
+)
 from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
-    from servicekit.events import EventRecorder
+    from servicekit.events import EventRecorder, Sealer
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
     from user_service.services.revocation import SessionRevoker
@@ -50,6 +56,7 @@ class AccountRecoveryService:
     mailer: EmailSender
     settings: EmailSettings
     events: EventRecorder
+    sealer: Sealer
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address.
@@ -104,23 +111,22 @@ class AccountRecoveryService:
 
     async def _issue(
         self, session: AsyncSession, user: User, purpose: TokenPurpose, ttl_minutes: int
-    ) -> str:
+    ) -> tuple[str, EmailToken]:
         """Replace the user's tokens of ``purpose`` with a new one; returns it in clear."""
         token = new_opaque_token()  # the same opaque 256-bit form as refresh tokens
         now = utcnow()
         repo = EmailTokenRepository.from_session(session)
         await repo.discard(user_id=user.id, purpose=purpose)
-        await repo.add(
-            EmailToken(
-                token_hash=hash_token(token),
-                user_id=user.id,
-                purpose=purpose,
-                email=user.email,
-                created_at=now,
-                expires_at=now + timedelta(minutes=ttl_minutes),
-            )
+        record = EmailToken(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            purpose=purpose,
+            email=user.email,
+            created_at=now,
+            expires_at=now + timedelta(minutes=ttl_minutes),
         )
-        return token
+        await repo.add(record)
+        return token, record
 
     async def _redeem(self, session: AsyncSession, token: str, purpose: TokenPurpose) -> User:
         """Mark the token used and return its user, or raise :class:`InvalidOrExpiredLink`."""
@@ -144,7 +150,15 @@ class AccountRecoveryService:
             if purpose is TokenPurpose.VERIFY_EMAIL
             else self.settings.password_reset_ttl_minutes
         )
-        token = await self._issue(session, user, purpose, minutes)
+        token, record = await self._issue(session, user, purpose, minutes)
+        request = _REQUESTS[purpose](
+            user_id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            token=self.sealer.seal(token),  # never in clear in the outbox or the streams
+            expires_at=record.expires_at,
+        )
+        await self.events(session, request, subject=user_subject(user.id))
         path, subject, template = _MAILS[purpose]
         base = self.settings.frontend_url.rstrip("/")
         link = f"{base}{path}?{urlencode({'token': token})}"
@@ -161,6 +175,12 @@ class AccountRecoveryService:
 
         on_commit(session, send)
 
+
+#: Per purpose: the event asking for the mail.
+_REQUESTS: dict[TokenPurpose, type[EmailVerificationRequested | PasswordResetRequested]] = {
+    TokenPurpose.VERIFY_EMAIL: EmailVerificationRequested,
+    TokenPurpose.PASSWORD_RESET: PasswordResetRequested,
+}
 
 #: Per purpose: the front-end path of the link, the subject and the text of the mail.
 _MAILS = {
