@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,7 +21,6 @@ from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
 from user_service.models import User
 
-from .utils.smtp_sink import SmtpSink
 from .utils.users import LIVE_PREFIX
 
 
@@ -78,12 +77,3 @@ async def live_client(
         yield client
     async with db_engine.begin() as conn:
         await conn.execute(delete(User).where(User.email.like(f"{LIVE_PREFIX}%")))
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    """A real SMTP server on a loopback port, collecting what the service sends."""
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()

@@ -216,6 +216,22 @@ class EventSettings(BaseModel):
     )
 
 
+class ConsumerSettings(BaseModel):
+    """Consuming another service's events (a consumer group per service)."""
+
+    #: Run the consumers inside each serving process (off: run `<service> worker` instead).
+    in_process: bool = True
+    #: The producing service's `events.partitions`: one reader per partition stream.
+    partitions: int = Field(4, ge=1, le=256)
+    #: Deliveries of an event before it goes to the dead-letter stream.
+    max_attempts: int = Field(5, ge=1, le=100)
+    #: An entry unacknowledged this long is claimed by another consumer; longer than the
+    #: slowest handler, or a slow one is processed twice (the inbox keeps its effect single).
+    claim_idle_ms: int = Field(30_000, ge=100)
+    #: Entries read per round trip and partition.
+    batch: int = Field(100, ge=1, le=10_000)
+
+
 class ServiceSettings(BaseSettings):
     """Base settings; subclass per service and set ``model_config['env_prefix']``."""
 

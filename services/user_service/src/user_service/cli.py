@@ -6,18 +6,15 @@ import argparse
 import asyncio
 import getpass
 import os
-import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicekit.db import create_engine, create_sessionmaker
-from servicekit.db.migrations import upgrade
 from servicekit.errors import AppError
 from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
-from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.runtime.serve import migrate, serve
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox
@@ -26,82 +23,10 @@ from user_service.services.user import UserService
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import FrameType
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 log = get_logger("user_service.cli")
-
-
-def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    # uvicorn re-raises the signal once it has drained; leave through `finally` blocks.
-    raise SystemExit(0)
-
-
-def serve(settings: UserServiceSettings) -> int:
-    """Run the API; start the embedded Redis and migrate SQLite when nothing is configured."""
-    import uvicorn
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded: EmbeddedRedis | None = None
-    metrics_dir: Path | None = None
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        if not settings.database.url:
-            # The quick-start database: a SQLite file migrated on start.
-            upgrade(MIGRATIONS, settings.resolved_database_url())
-        if not settings.redis.url:
-            # One server for the whole process tree; workers inherit REDIS_URL.
-            embedded = EmbeddedRedis(settings.data_dir)
-            os.environ["REDIS_URL"] = embedded.start()
-        workers = settings.server.workers
-        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-            # Workers write their samples here; /metrics in any worker sums them all.
-            metrics_dir = settings.data_dir.resolve() / f"prometheus-{os.getpid()}"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        # The app factory re-reads the settings, now with the URLs exported above.
-        get_settings.cache_clear()
-        host, port = settings.server.host, settings.server.port
-        log.info(
-            "server.starting",
-            url=f"http://{host}:{port}",
-            docs=f"http://{host}:{port}/docs",
-            workers=workers,
-            database=settings.resolved_database_url().split("://")[0],
-            redis="embedded" if embedded else "configured",
-        )
-        print(f"API docs: http://{host}:{port}/docs", flush=True)  # noqa: T201 - for humans
-        uvicorn.run(
-            "user_service.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=False,  # the chassis writes the access log
-            server_header=False,
-            proxy_headers=False,  # client IPs come from the trusted-proxy rules instead
-            timeout_graceful_shutdown=settings.server.graceful_timeout_s,
-        )
-    except KeyboardInterrupt:
-        pass
-    finally:
-        get_settings.cache_clear()
-        if embedded is not None:
-            embedded.stop()
-        if metrics_dir is not None:  # only the folder this command created
-            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
-
-
-def migrate(settings: UserServiceSettings, revision: str) -> int:
-    """Migrate the configured database to ``revision``."""
-    upgrade(MIGRATIONS, settings.resolved_database_url(), revision)
-    log.info("migrate.done", revision=revision)
-    return 0
 
 
 async def _create_admin(settings: UserServiceSettings, email: str, password: str) -> None:
@@ -171,12 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings)
     if args.command == "serve":
-        return serve(settings)
+        return serve(
+            settings,
+            app_factory="user_service.main:create_app",
+            migrations=MIGRATIONS,
+            reload_settings=get_settings.cache_clear,
+        )
     if args.command == "relay":
         asyncio.run(run_relay(settings, outbox))
         return 0
     if args.command == "migrate":
-        return migrate(settings, args.revision)
+        return migrate(settings, MIGRATIONS, args.revision)
     return create_admin(settings, args.email, args.password_stdin)
 
 

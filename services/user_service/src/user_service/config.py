@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.ratelimit.lockout import LockoutSettings
-from servicekit.settings import EXTERNAL_SECRET, RateLimitSettings, RuleSettings, ServiceSettings
+from servicekit.settings import RateLimitSettings, RuleSettings, ServiceSettings
 
 
 class JwtSettings(BaseModel):
@@ -93,45 +93,13 @@ class IntrospectionSettings(BaseModel):
     clients: dict[str, SecretStr] = Field(default_factory=dict)
 
 
-class SmtpSettings(BaseModel):
-    """The SMTP relay used by ``email.backend=smtp``."""
-
-    #: SMTP relay host.
-    host: str = "localhost"
-    #: SMTP relay port.
-    port: int = Field(587, ge=1, le=65535)
-    #: SMTP login; unset: no authentication.
-    username: str | None = None
-    #: Issued by the mail provider: not subject to the production secret-length rule.
-    password: Annotated[SecretStr | None, EXTERNAL_SECRET] = None
-    #: Implicit TLS from the first byte (usually port 465).
-    use_tls: bool = False
-    #: STARTTLS: ``True`` requires it, ``False`` never, ``None`` upgrades when offered.
-    start_tls: bool | None = None
-    #: Connect and command timeout.
-    timeout_s: float = Field(10.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_tls_mode(self) -> Self:
-        if self.use_tls and self.start_tls:
-            raise ValueError("smtp.use_tls (implicit TLS) and smtp.start_tls are exclusive")
-        return self
-
-
 class EmailSettings(BaseModel):
-    """Verification and password-reset mail: delivery backend, links and token lifetimes."""
+    """The emailed links' lifetimes (the notification service sends the mail)."""
 
-    #: ``console`` logs the message (development); ``smtp`` sends it through ``smtp``.
-    backend: Literal["console", "smtp"] = "console"
-    #: The `From` address of outgoing mail.
-    from_address: str = "no-reply@localhost"
-    #: Where the links in the mails point: ``{frontend_url}/verify-email?token=…``.
-    frontend_url: str = "http://127.0.0.1:8000"
     #: Lifetime of an email-verification link.
     verification_ttl_minutes: int = Field(24 * 60, ge=1)
     #: Lifetime of a password-reset link.
     password_reset_ttl_minutes: int = Field(30, ge=1)
-    smtp: SmtpSettings = SmtpSettings()
 
 
 class CacheSettings(BaseModel):

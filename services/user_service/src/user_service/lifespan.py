@@ -16,7 +16,6 @@ from servicekit.events import EventRecorder, Sealer
 from servicekit.observability.logging import get_logger
 from servicekit.ratelimit import Lockout
 from servicekit.redis import REDIS_ERRORS, Cache
-from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import PublishedJwks, load_signing_key, published_jwks
 from user_service.schemas.user import UserSnapshot
 from user_service.security import PasswordHasher
@@ -62,7 +61,6 @@ async def identity_startup(state: AppState) -> Cleanup:
     revoker = SessionRevoker(
         denylist=denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty, events=events
     )
-    mailer = BackgroundEmailSender(build_email_sender(settings))
     state.provide(PublishedJwks(jwks))
     state.provide(CachedUsers(user_cache))
     _provide_services(
@@ -73,7 +71,6 @@ async def identity_startup(state: AppState) -> Cleanup:
             hasher=hasher,
             limiter=state.rate_limiter,
             revoker=revoker,
-            mailer=mailer,
             settings=settings.email,
             events=events,
             sealer=state.get(Sealer),
@@ -85,7 +82,6 @@ async def identity_startup(state: AppState) -> Cleanup:
         await user_cache.stop()
         await denylist.stop()
         await maintainer.stop()
-        await mailer.aclose()
         hasher.close()
 
     return cleanup

@@ -33,12 +33,19 @@ def upgrade(script_location: Path, database_url: str, revision: str = "head") ->
     command.upgrade(alembic_config(script_location, database_url), revision)
 
 
-def run_migrations(metadata: MetaData, default_url: Callable[[], str]) -> None:
-    """Run the migration context; call it from a service's ``env.py``."""
+def run_migrations(
+    metadata: MetaData, default_url: Callable[[], str], *, version_table: str = "alembic_version"
+) -> None:
+    """Run the migration context; call it from a service's ``env.py``.
+
+    A service gives its own ``version_table`` where its tables may share a database with
+    another service's (a test run; never production, where each owns its database).
+    """
     url = context.config.attributes.get("database_url") or default_url()
     is_sqlite = make_url(url).get_backend_name() == "sqlite"
     options: dict[str, Any] = {
         "target_metadata": metadata,
+        "version_table": version_table,
         "compare_type": True,
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         "render_as_batch": is_sqlite,

@@ -8,7 +8,7 @@ from servicekit.events.consumer import (
     dead_letter_key,
 )
 from servicekit.events.dlq import DeadLetters
-from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
+from servicekit.events.envelope import CloudEvent, ConsumedEvent, DomainEvent, EventCatalog
 from servicekit.events.outbox import (
     EventRecorder,
     OutboxTables,
@@ -18,12 +18,19 @@ from servicekit.events.outbox import (
 )
 from servicekit.events.relay import OutboxRelay
 from servicekit.events.sealing import Sealed, Sealer, SealError
-from servicekit.events.setup import events_startup, outbox_relay, run_relay
+from servicekit.events.setup import (
+    Subscription,
+    consumer_group,
+    events_startup,
+    outbox_relay,
+    run_relay,
+)
 from servicekit.events.streams import EVENT_FIELD, StreamPublisher, stream_key
 
 __all__ = [
     "EVENT_FIELD",
     "CloudEvent",
+    "ConsumedEvent",
     "DeadLetters",
     "DomainEvent",
     "EventCatalog",
@@ -37,7 +44,9 @@ __all__ = [
     "Sealed",
     "Sealer",
     "StreamPublisher",
+    "Subscription",
     "add_events_commands",
+    "consumer_group",
     "dead_letter_key",
     "events_startup",
     "install_relay_wake",

@@ -5,9 +5,11 @@ the link went to and an expiry. Confirming takes a row lock and marks the token 
 same transaction, so a token works once even when two confirmations race; a new request
 replaces the user's earlier tokens of that purpose.
 
-The request steps answer the same whether or not an address has an account: the mail is
-queued only after commit and delivered in the background (see ``user_service.email``), so
-neither the answer nor its timing tells which addresses are registered.
+The request steps answer the same whether or not an address has an account. A link is
+asked for with an event (``user.email_verification_requested``,
+``user.password_reset_requested``) recorded in the request's transaction, its token sealed;
+the notification service sends the mail. So a mail is never lost to a crash after the
+commit, and no request waits on a mail server.
 """
 
 from __future__ import annotations
@@ -15,12 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
-from servicekit.db import AsyncSession, on_commit
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
-from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
@@ -35,15 +34,13 @@ from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
+    from servicekit.db import AsyncSession
     from servicekit.events import EventRecorder, Sealer
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
-
-VERIFY_EMAIL_PATH = "/verify-email"
-RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 - a path, not a password
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +50,6 @@ class AccountRecoveryService:
     hasher: PasswordHasher
     limiter: RateLimiter
     revoker: SessionRevoker
-    mailer: EmailSender
     settings: EmailSettings
     events: EventRecorder
     sealer: Sealer
@@ -144,7 +140,7 @@ class AccountRecoveryService:
         return user
 
     async def _mail_link(self, session: AsyncSession, user: User, purpose: TokenPurpose) -> None:
-        """Issue a token of ``purpose`` and mail its link once the transaction commits."""
+        """Issue a token of ``purpose`` and record the event asking for its mail."""
         minutes = (
             self.settings.verification_ttl_minutes
             if purpose is TokenPurpose.VERIFY_EMAIL
@@ -159,21 +155,6 @@ class AccountRecoveryService:
             expires_at=record.expires_at,
         )
         await self.events(session, request, subject=user_subject(user.id))
-        path, subject, template = _MAILS[purpose]
-        base = self.settings.frontend_url.rstrip("/")
-        link = f"{base}{path}?{urlencode({'token': token})}"
-        message = OutgoingEmail(
-            to=user.email,
-            subject=subject,
-            text=template.format(link=link, valid_for=_duration(minutes)),
-            kind=purpose.value,
-            link=link,
-        )
-
-        async def send() -> None:
-            await self.mailer.send(message)
-
-        on_commit(session, send)
 
 
 #: Per purpose: the event asking for the mail.
@@ -181,30 +162,3 @@ _REQUESTS: dict[TokenPurpose, type[EmailVerificationRequested | PasswordResetReq
     TokenPurpose.VERIFY_EMAIL: EmailVerificationRequested,
     TokenPurpose.PASSWORD_RESET: PasswordResetRequested,
 }
-
-#: Per purpose: the front-end path of the link, the subject and the text of the mail.
-_MAILS = {
-    TokenPurpose.VERIFY_EMAIL: (
-        VERIFY_EMAIL_PATH,
-        "Confirm your email address",
-        "Please confirm your email address by opening this link:\n\n{link}\n\n"
-        "The link is valid for {valid_for} and works once. "
-        "If you did not create an account, ignore this email.\n",
-    ),
-    TokenPurpose.PASSWORD_RESET: (
-        RESET_PASSWORD_PATH,
-        "Reset your password",
-        "Someone, hopefully you, asked to reset the password of your account. "
-        "Choose a new password here:\n\n{link}\n\n"
-        "The link is valid for {valid_for} and works once; using it signs "
-        "you out on every device. If you did not ask for this, ignore this email: "
-        "your password stays unchanged.\n",
-    ),
-}
-
-
-def _duration(minutes: int) -> str:
-    if minutes % 60:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = minutes // 60
-    return f"{hours} hour{'s' if hours != 1 else ''}"
