@@ -14,7 +14,7 @@ from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import AppError
 from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
-from servicekit.runtime.serve import migrate, serve
+from servicekit.runtime.serve import ServiceCommands, add_service_commands
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+COMMANDS = ServiceCommands("user_service.main:create_app", MIGRATIONS, get_settings.cache_clear)
 
 log = get_logger("user_service.cli")
 
@@ -73,10 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="user-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve the HTTP API (HOST, PORT, WORKERS, DATA_DIR)")
+    add_service_commands(sub)
     sub.add_parser("relay", help="publish the outbox's events to Redis (REDIS_URL) until stopped")
-    mig = sub.add_parser("migrate", help="apply database migrations")
-    mig.add_argument("revision", nargs="?", default="head")
     adm = sub.add_parser("create-admin", help="create an administrator account")
     adm.add_argument("--email", required=True)
     adm.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -95,18 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return generate_key(args.algorithm, args.out)
     settings = get_settings()
     configure_logging(settings)
-    if args.command == "serve":
-        return serve(
-            settings,
-            app_factory="user_service.main:create_app",
-            migrations=MIGRATIONS,
-            reload_settings=get_settings.cache_clear,
-        )
+    status = COMMANDS.run(args, settings)
+    if status is not None:
+        return status
     if args.command == "relay":
         asyncio.run(run_relay(settings, outbox))
         return 0
-    if args.command == "migrate":
-        return migrate(settings, MIGRATIONS, args.revision)
     return create_admin(settings, args.email, args.password_stdin)
 
 

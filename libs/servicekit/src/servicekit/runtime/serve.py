@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from servicekit.db.migrations import upgrade
@@ -19,6 +20,7 @@ from servicekit.observability.logging import get_logger
 from servicekit.redis.embedded import EmbeddedRedis
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
     from pathlib import Path
     from types import FrameType
@@ -104,3 +106,35 @@ def migrate(settings: ServiceSettings, migrations: Path, revision: str) -> int:
     upgrade(migrations, settings.resolved_database_url(), revision)
     log.info("migrate.done", revision=revision)
     return 0
+
+
+def add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` and ``migrate [REVISION]`` to a service's sub-command parsers."""
+    sub.add_parser("serve", help="serve the HTTP API (HOST, PORT, WORKERS, DATA_DIR)")
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("revision", nargs="?", default="head")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCommands:
+    """What ``serve`` and ``migrate`` need to know of a service."""
+
+    #: The app factory, ``package.main:create_app``.
+    app_factory: str
+    #: The service's Alembic folder.
+    migrations: Path
+    #: Clears the service's cached settings (the app factory reads them again).
+    reload_settings: Callable[[], None]
+
+    def run(self, args: argparse.Namespace, settings: ServiceSettings) -> int | None:
+        """Carry out ``serve`` or ``migrate``; ``None`` for any other command."""
+        if args.command == "serve":
+            return serve(
+                settings,
+                app_factory=self.app_factory,
+                migrations=self.migrations,
+                reload_settings=self.reload_settings,
+            )
+        if args.command == "migrate":
+            return migrate(settings, self.migrations, args.revision)
+        return None

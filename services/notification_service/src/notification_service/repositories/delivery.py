@@ -9,7 +9,7 @@ from sqlalchemy import or_, update
 from notification_service.models import Delivery, DeliveryStatus
 from servicekit.db import Repository
 from servicekit.db.orm import utcnow
-from servicekit.db.pagination import Keyset, Page, keyset_after, keyset_order, page_from_rows
+from servicekit.db.pagination import Keyset, Page, keyset_window, page_from_rows
 
 if TYPE_CHECKING:
     import uuid
@@ -57,18 +57,20 @@ class DeliveryRepository(Repository[Delivery]):
         limit: int,
     ) -> Page[Delivery]:  # fmt: skip
         """Newest first: a user's deliveries, or (``user_id=None``) everyone's."""
-        statement = self.select().order_by(
-            *keyset_order(Delivery.created_at, Delivery.id, descending=True)
-        )
+        statement = self.select()
         if user_id is not None:
             statement = statement.where(Delivery.user_id == user_id)
         if status is not None:
             statement = statement.where(Delivery.status == status)
-        if after is not None:
-            statement = statement.where(
-                keyset_after(Delivery.created_at, Delivery.id, after, descending=True)
-            )
-        rows = await self.list(statement.limit(limit + 1))
+        window = keyset_window(
+            statement,
+            Delivery.created_at,
+            Delivery.id,
+            after=after,
+            descending=True,
+            limit=limit + 1,
+        )
+        rows = await self.list(window)
         return page_from_rows(rows, limit=limit, key=_position, descending=True)
 
     async def erase_user(self, user_id: uuid.UUID) -> None:
