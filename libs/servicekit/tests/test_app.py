@@ -68,6 +68,40 @@ class TestErrors:
         )
         assert response.status_code == 413
 
+    @pytest.mark.parametrize("content_type", ["application/json", "application/merge-patch+json"])
+    async def test_deeply_nested_json_is_400_before_parsing(
+        self, client: httpx.AsyncClient, content_type: str
+    ) -> None:
+        body = b"[" * 2000 + b"]" * 2000  # 4 KB; Python's json recurses past its limit
+        response = await client.post("/items", content=body, headers={"content-type": content_type})
+        assert response.status_code == 400
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["error"] == "json_too_deep"
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+
+    async def test_json_at_the_depth_limit_reaches_the_app(self, client: httpx.AsyncClient) -> None:
+        nested: object = "x"
+        for _ in range(31):  # the 32nd level is the body object itself
+            nested = [nested]
+        response = await client.post("/items", json={"name": "n", "extra": nested})
+        assert response.status_code != 400, response.text
+        deeper = await client.post("/items", json={"name": "n", "extra": [nested]})
+        assert deeper.json()["error"] == "json_too_deep"
+
+    async def test_streamed_json_over_the_body_limit_is_413(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"name": "'
+            for _ in range(40):
+                yield b"x" * 65_536
+
+        response = await client.post(
+            "/items", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.json()["error"] == "payload_too_large"
+
     async def test_disallowed_host_is_400(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/items/1", headers={"host": "evil.example.com"})
         assert response.status_code == 400

@@ -189,6 +189,7 @@ def _add_middleware(app: FastAPI, settings: ServiceSettings) -> None:
         ChassisMiddleware,
         allowed_hosts=settings.http.trusted_hosts,
         max_body_bytes=settings.http.max_body_bytes,
+        max_json_depth=settings.http.max_json_depth,
         trusted_proxies=parse_networks(settings.http.trusted_proxies),
         api_prefix=settings.rate_limit.api_prefix,
         access_log=settings.logging.access_log,

@@ -118,6 +118,9 @@ class HttpSettings(BaseModel):
     trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     #: Larger request bodies get 413 problem+json.
     max_body_bytes: int = Field(1_048_576, ge=1)
+    #: JSON bodies (`application/json`, `application/*+json`) nested deeper than this (arrays
+    #: and objects) get 400 `json_too_deep` before any parser recurses into them.
+    max_json_depth: int = Field(32, ge=1, le=1000)
     #: Add `Strict-Transport-Security: max-age=63072000; includeSubDomains`.
     hsts: bool = False
 

@@ -167,7 +167,7 @@ async def get_idempotent_request(
     body = await request.body()
     try:  # the same JSON in another key order or spacing is the same request
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or deep JSON sent as another type
         canonical = body
     # Scope: the operation and the caller; these operations are anonymous, and the body
     # hash binds a replay to the exact request (for registration: email and password).
