@@ -8,6 +8,7 @@ leaves the system without an administrator.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,6 @@ from user_service.security import normalize_email
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
-    import uuid
     from collections.abc import Collection
 
     from servicekit.db import AsyncSession, ConnectionSource
@@ -64,7 +64,9 @@ class AdminService:
         role: Role | None = None,
     ) -> Page[User]:
         """One page of users by creation time; raises ``InvalidCursor`` for a bad cursor."""
-        after = decode_cursor(cursor, descending=descending) if cursor is not None else None
+        after = None
+        if cursor is not None:
+            after = decode_cursor(cursor, descending=descending, id_type=uuid.UUID)
         rows = await UserQueryRepository.from_session(session).list_page(
             limit=limit + 1,
             descending=descending,
