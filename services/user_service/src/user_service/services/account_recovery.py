@@ -20,18 +20,19 @@ from urllib.parse import urlencode
 from servicekit.db import AsyncSession, on_commit
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
+from user_service.addresses import normalize_email
 from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
 from user_service.schemas.events import UserEmailVerified, UserPasswordChanged, user_subject
-from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
     from servicekit.events import EventRecorder
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
+    from user_service.security import PasswordHasher
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from servicekit.db.pagination import Keyset, Page, decode_cursor, page_from_rows
 from servicekit.observability.logging import get_logger
+from user_service.addresses import normalize_email
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository
@@ -24,7 +25,6 @@ from user_service.schemas.events import (
     UserRoleChanged,
     user_subject,
 )
-from user_service.security import normalize_email
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
