@@ -22,7 +22,7 @@ from user_service.models import TokenPurpose, User
 from ..utils.auth import bearer, login
 from ..utils.links import stored_link_token
 from ..utils.smtp_sink import SmtpSink, body_of, token_in
-from ..utils.users import PASSWORD, register
+from ..utils.users import LIVE_PREFIX, PASSWORD, live_email, register
 
 pytestmark = pytest.mark.integration
 
@@ -239,3 +239,57 @@ class TestConcurrentConfirmation:
         finally:
             async with db_engine.begin() as conn:
                 await conn.execute(delete(User).where(User.email == email))
+
+
+def _queries(response: httpx.Response) -> str:
+    """The database queries the request ran, from its ``Server-Timing`` header."""
+    return response.headers["server-timing"].split('desc="')[1].split('"')[0]
+
+
+class TestEnumerationSafeMode:
+    """``enumeration_safe``: neither answers nor their work tell which addresses exist."""
+
+    @pytest.fixture
+    async def safe_client(
+        self, settings: UserServiceSettings, smtp_sink: SmtpSink, db_engine: AsyncEngine
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """Committing for real: the lookups after the response use their own sessions."""
+        safe = settings.model_copy(update={"enumeration_safe": True})
+        async for client in _smtp_client(safe, None, smtp_sink.port):
+            yield client
+        async with db_engine.begin() as conn:
+            await conn.execute(delete(User).where(User.email.like(f"{LIVE_PREFIX}%")))
+
+    async def test_a_known_address_registers_like_a_new_one_and_its_owner_is_told(
+        self, safe_client: httpx.AsyncClient, smtp_sink: SmtpSink
+    ) -> None:
+        email = live_email()
+        first = await safe_client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+        again = await safe_client.post(
+            "/api/v1/users", json={"email": email.upper(), "password": NEW_PASSWORD}
+        )
+        assert first.status_code == again.status_code == 201, again.text
+        assert set(first.headers) == set(again.headers)
+        varying = {"id", "created_at", "updated_at"}
+        assert {k: v for k, v in again.json().items() if k not in varying} == {
+            k: v for k, v in first.json().items() if k not in varying
+        }
+        assert again.headers["location"] == f"/api/v1/users/{again.json()['id']}"
+        notice = await smtp_sink.wait_for(email)
+        assert notice["Subject"] == "Your account already exists"
+        assert "/reset-password" in body_of(notice)
+        await login(safe_client, email)  # the owner's password is untouched
+
+    @pytest.mark.parametrize("base", [RESET, VERIFY])
+    async def test_link_requests_do_the_same_work_for_known_and_unknown_addresses(
+        self, safe_client: httpx.AsyncClient, smtp_sink: SmtpSink, base: str
+    ) -> None:
+        email = live_email()
+        await register(safe_client, email)
+        known = await safe_client.post(f"{base}/request", json={"email": email})
+        unknown = await safe_client.post(f"{base}/request", json={"email": live_email()})
+        assert known.status_code == unknown.status_code == 202
+        assert _without_request_id(known) == _without_request_id(unknown)
+        assert _queries(known) == _queries(unknown)  # the lookup ran after the response
+        message = await smtp_sink.wait_for(email)  # and still mailed the owner
+        assert token_in(message)

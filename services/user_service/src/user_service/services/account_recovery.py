@@ -6,20 +6,23 @@ same transaction, so a token works once even when two confirmations race; a new 
 replaces the user's earlier tokens of that purpose.
 
 The request steps answer the same whether or not an address has an account: the mail is
-queued only after commit and delivered in the background (see ``user_service.email``), so
-neither the answer nor its timing tells which addresses are registered.
+queued only after commit and delivered in the background (see ``user_service.email``). In
+the enumeration-safe mode (``enumeration_safe``) even the lookup happens after the
+response, in :meth:`AccountRecoveryService._request_later`, so the time to answer cannot
+tell which addresses are registered either.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from servicekit.db import AsyncSession, on_commit
+from servicekit.db import AsyncSession, on_commit, request_transaction
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
+from servicekit.runtime import BackgroundTasks
 from user_service.addresses import normalize_email
 from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
@@ -29,6 +32,8 @@ from user_service.schemas.events import UserEmailVerified, UserPasswordChanged, 
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
     from servicekit.events import EventRecorder
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
@@ -51,6 +56,10 @@ class AccountRecoveryService:
     mailer: EmailSender
     settings: EmailSettings
     events: EventRecorder
+    #: Look addresses up after the response (in :attr:`background`, on sessions of this
+    #: sessionmaker) rather than inside the request; ``None``: inside the request.
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    background: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("recovery"))
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address.
@@ -59,10 +68,7 @@ class AccountRecoveryService:
         """
         # Limited per address whether or not it is registered: the limit reveals nothing.
         await self.limiter.check([("verify_email_email", normalize_email(email))])
-        user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
-        if user is None or not user.is_active or user.is_verified:
-            return
-        await self._mail_link(session, user, TokenPurpose.VERIFY_EMAIL)
+        await self._request(session, TokenPurpose.VERIFY_EMAIL, email)
 
     async def confirm_verification(self, session: AsyncSession, *, token: str) -> User:
         """Mark the token's user verified; raises :class:`InvalidOrExpiredLink`."""
@@ -80,10 +86,55 @@ class AccountRecoveryService:
     async def request_password_reset(self, session: AsyncSession, *, email: str) -> None:
         """Mail a reset link to an active account with this address; do nothing otherwise."""
         await self.limiter.check([("password_reset_email", normalize_email(email))])
+        await self._request(session, TokenPurpose.PASSWORD_RESET, email)
+
+    def mail_registration_attempt(self, session: AsyncSession, user: User) -> None:
+        """Tell the owner of ``user``'s address, after commit, that it was registered again.
+
+        The enumeration-safe registration answers a known address like a new one; this
+        mail is how its owner (and only they) learn of it.
+        """
+        base = self.settings.frontend_url.rstrip("/")
+        text = _REGISTRATION_ATTEMPT.format(reset=f"{base}{RESET_PASSWORD_PATH}")
+        self._send_after_commit(
+            session,
+            OutgoingEmail(
+                to=user.email,
+                subject="Your account already exists",
+                text=text,
+                kind="registration_attempt",
+            ),
+        )
+
+    async def _request(self, session: AsyncSession, purpose: TokenPurpose, email: str) -> None:
+        """Mail a link of ``purpose`` if an eligible account has this address.
+
+        With a :attr:`sessionmaker`, only once the request has committed and in the
+        background, so the response cannot wait on the lookup.
+        """
+        if self.sessionmaker is None:
+            await self._mail_if_eligible(session, purpose, email)
+            return
+
+        async def later() -> None:
+            self.background.spawn(self._request_later(purpose, email))
+
+        on_commit(session, later)
+
+    async def _request_later(self, purpose: TokenPurpose, email: str) -> None:
+        assert self.sessionmaker is not None  # noqa: S101 - only scheduled with one
+        async with self.sessionmaker() as session, request_transaction(session):
+            await self._mail_if_eligible(session, purpose, email)
+
+    async def _mail_if_eligible(
+        self, session: AsyncSession, purpose: TokenPurpose, email: str
+    ) -> None:
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active:
             return
-        await self._mail_link(session, user, TokenPurpose.PASSWORD_RESET)
+        if purpose is TokenPurpose.VERIFY_EMAIL and user.is_verified:
+            return
+        await self._mail_link(session, user, purpose)
 
     async def reset_password(self, session: AsyncSession, *, token: str, new_password: str) -> None:
         """Set a new password and revoke every session of the user.
@@ -156,6 +207,10 @@ class AccountRecoveryService:
             kind=purpose.value,
             link=link,
         )
+        self._send_after_commit(session, message)
+
+    def _send_after_commit(self, session: AsyncSession, message: OutgoingEmail) -> None:
+        """The one place this service hands mail to the sender: after the commit."""
 
         async def send() -> None:
             await self.mailer.send(message)
@@ -182,6 +237,13 @@ _MAILS = {
         "your password stays unchanged.\n",
     ),
 }
+
+
+_REGISTRATION_ATTEMPT = (
+    "Someone, hopefully you, tried to create an account with this email address, which "
+    "already has one. If it was you, sign in instead; if you forgot your password, reset "
+    "it here:\n\n{reset}\n\nIf it was not you, ignore this email: nothing has changed.\n"
+)
 
 
 def _duration(minutes: int) -> str:
