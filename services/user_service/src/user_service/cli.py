@@ -18,6 +18,7 @@ from servicekit.errors import AppError
 from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
 from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.server import run_server
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox
@@ -40,8 +41,6 @@ def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 def serve(settings: UserServiceSettings) -> int:
     """Run the API; start the embedded Redis and migrate SQLite when nothing is configured."""
-    import uvicorn
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None
     metrics_dir: Path | None = None
@@ -73,18 +72,7 @@ def serve(settings: UserServiceSettings) -> int:
             redis="embedded" if embedded else "configured",
         )
         print(f"API docs: http://{host}:{port}/docs", flush=True)  # noqa: T201 - for humans
-        uvicorn.run(
-            "user_service.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=False,  # the chassis writes the access log
-            server_header=False,
-            proxy_headers=False,  # client IPs come from the trusted-proxy rules instead
-            timeout_graceful_shutdown=settings.server.graceful_timeout_s,
-        )
+        run_server("user_service.main:create_app", settings)
     except KeyboardInterrupt:
         pass
     finally:
