@@ -61,10 +61,14 @@ def create_app(
     configure_logging(settings)
     if tracer_provider is None and settings.tracing.enabled:
         tracer_provider = tracing.create_tracer_provider(settings)
+    docs = settings.docs_exposed
     app = FastAPI(
         title=title or settings.service_name,
         version=version,
         description=description,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         lifespan=_lifespan(settings, on_startup, tracer_provider),
         debug=False,  # tracebacks never reach clients, whatever settings.debug says
         # servicekit owns telemetry (Prometheus, and OpenTelemetry through its tracing module);
@@ -82,7 +86,8 @@ def create_app(
         prefix, router = entry if isinstance(entry, tuple) else ("", entry)
         app.include_router(router, prefix=prefix)
     app.include_router(health_router())
-    app.include_router(metrics_router())
+    if settings.metrics_exposed:
+        app.include_router(metrics_router(settings.http.resolved_metrics_token()))
     return app
 
 

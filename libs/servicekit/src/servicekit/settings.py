@@ -123,6 +123,29 @@ class HttpSettings(BaseModel):
     max_json_depth: int = Field(32, ge=1, le=1000)
     #: Add `Strict-Transport-Security: max-age=63072000; includeSubDomains`.
     hsts: bool = False
+    #: Serve the API description: `/openapi.json`, `/docs` and `/redoc`. Unset: everywhere but
+    #: in production.
+    expose_docs: bool | None = None
+    #: Bearer token `/metrics` requires (Prometheus: `authorization: {credentials_file: …}`);
+    #: other requests get 401. Unset: `/metrics` is open outside production and not served in
+    #: production.
+    metrics_token: SecretStr | None = None
+    #: A file holding `metrics_token` (a mounted secret, shared with the scraper); read when
+    #: the app is built, if `metrics_token` is unset.
+    metrics_token_file: Path | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def resolved_metrics_token(self) -> str | None:
+        """``metrics_token``, else the content of ``metrics_token_file``, else ``None``."""
+        if self.metrics_token is not None:
+            return self.metrics_token.get_secret_value()
+        if self.metrics_token_file is not None:
+            return self.metrics_token_file.read_text().strip()
+        return None
 
 
 class LoggingSettings(BaseModel):
@@ -314,6 +337,19 @@ class ServiceSettings(BaseSettings):
     def is_production(self) -> bool:
         """True when running with ``environment=production``."""
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def docs_exposed(self) -> bool:
+        """Whether ``/openapi.json``, ``/docs`` and ``/redoc`` are served."""
+        exposed = self.http.expose_docs
+        return not self.is_production if exposed is None else exposed
+
+    @property
+    def metrics_exposed(self) -> bool:
+        """Whether ``/metrics`` is served (behind ``http.metrics_token`` when one is set)."""
+        http = self.http
+        has_token = http.metrics_token is not None or http.metrics_token_file is not None
+        return has_token or not self.is_production
 
     @property
     def json_logs(self) -> bool:

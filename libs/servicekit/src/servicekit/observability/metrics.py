@@ -9,10 +9,11 @@ feature calls :func:`counter` wherever it needs one.
 
 from __future__ import annotations
 
+import hmac
 import os
 from functools import cache
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 from starlette.responses import Response
+
+from servicekit.errors import AppError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -155,13 +158,26 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def metrics_router() -> APIRouter:
-    """``GET /metrics`` in the Prometheus text format."""
+def metrics_router(token: str | None = None) -> APIRouter:
+    """``GET /metrics`` in the Prometheus text format; with ``token``, for its bearer only."""
     router = APIRouter()
+    expected = f"Bearer {token}".encode() if token else None
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise MetricsUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         payload, content_type = render_latest()
         return Response(payload, media_type=content_type)
 
     return router
+
+
+class MetricsUnauthorized(AppError):
+    """``/metrics`` without its bearer token."""
+
+    status_code = 401
+    code = "not_authenticated"
+    message = "Metrics need the configured bearer token."
