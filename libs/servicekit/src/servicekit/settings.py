@@ -100,6 +100,13 @@ class RedisSettings(BaseModel):
     #: once (each node's pool has a few more, for pub/sub and pipelines). A command waits up
     #: to `socket_timeout_s` for a free connection.
     max_connections: int = Field(64, ge=1)
+    #: Timeouts or connection errors in a row (attempts, retries included) after which the
+    #: circuit opens: calls then fail at once, and each caller's degraded path runs, instead
+    #: of every request waiting out its timeouts on a hung server. `0` turns the breaker off.
+    breaker_failures: int = Field(5, ge=0)
+    #: Seconds the open circuit refuses calls before one probe call is let through (its
+    #: success closes the circuit, its failure opens it again).
+    breaker_cooldown_s: float = Field(1.0, gt=0)
     #: Prepended to every key, e.g. to share one Redis between stacks. No braces: a key's
     #: hash tag (cluster slot) is its first `{…}`, which must stay the one the code chose.
     key_prefix: str = Field("", pattern=r"^[^{}]*$")

@@ -125,6 +125,21 @@ def _gauge_max(name: str, documentation: str) -> Gauge:
     return Gauge(name, documentation, multiprocess_mode="livemax")
 
 
+def redis_circuit_state() -> Gauge:
+    """The Redis circuit breaker: 0 closed, 1 half-open, 2 open (the worst worker's)."""
+    return _gauge_max("redis_circuit_state", "Redis circuit: 0 closed, 1 half-open, 2 open.")
+
+
+def redis_circuit_opened() -> Counter:
+    """Times the Redis circuit opened after repeated failures."""
+    return counter("redis_circuit_opened_total", "Times the Redis circuit opened.")
+
+
+def redis_circuit_rejections() -> Counter:
+    """Redis calls refused without calling the server while the circuit was open."""
+    return counter("redis_circuit_rejections_total", "Redis calls refused by the open circuit.")
+
+
 def outbox_backlog() -> Gauge:
     """Outbox rows not yet published."""
     return _gauge_max("events_outbox_backlog", "Outbox rows not yet published.")
