@@ -199,6 +199,11 @@ class ServerSettings(BaseModel):
     #: Seconds from the end of the headers to the end of the body; later gets 408 (or, once a
     #: response has started, the connection closed).
     body_timeout_s: float = Field(30.0, gt=0)
+    #: Requests one worker serves at once. Beyond it a request gets an immediate 503
+    #: `overloaded` with `Retry-After: 1`, written by the server before any app code, and its
+    #: connection is not read again for that second; `/health/*` and `/metrics` are never
+    #: shed. `0`: no bound.
+    max_in_flight: int = Field(128, ge=0)
     #: Seconds an idle keep-alive connection stays open.
     keep_alive_timeout_s: int = Field(5, ge=1)
     #: Seconds the supervisor waits for a worker's health-check answer before replacing it

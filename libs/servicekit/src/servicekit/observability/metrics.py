@@ -86,6 +86,11 @@ def http_in_flight() -> Gauge:
     return gauge("http_requests_in_flight", "HTTP requests in flight.")
 
 
+def http_shed() -> Counter:
+    """Requests answered 503 ``overloaded`` because the process was at ``max_in_flight``."""
+    return counter("http_requests_shed_total", "HTTP requests shed at the in-flight bound.")
+
+
 def db_pool_checked_out() -> Gauge:
     """Database connections currently checked out of the pool."""
     return gauge("db_pool_checked_out_connections", "DB connections checked out of the pool.")

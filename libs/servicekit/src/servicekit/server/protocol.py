@@ -20,11 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from servicekit.http.problem import PROBLEM_CONTENT_TYPE, problem_body
 from servicekit.http.request_log import request_id
+from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from uvicorn.server import ServerState
 
 log = get_logger(__name__)
+
+#: Seconds a connection that was shed is not read from: the ``Retry-After`` it was sent.
+SHED_HOLD_OFF_S = 1.0
 
 #: The attribute of uvicorn's ``Config`` that carries the limits into every worker (the
 #: config is pickled into spawned workers with it).
@@ -48,6 +53,7 @@ class ServerLimits:
     max_headers: int = 100
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    max_in_flight: int = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class _Refusal:
 
 
 _INVALID = _Refusal(400, "invalid_http_request", "The request is not valid HTTP/1.1.")
+_OVERLOADED = _Refusal(503, "overloaded", "The server is at capacity; retry after Retry-After.")
 
 
 class _HeadersRefused(Exception):
@@ -80,6 +87,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._refusal: _Refusal | None = None
+        self._shedding = False
+        self._resume_timer: asyncio.TimerHandle | None = None
         self._read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -88,8 +97,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(self.limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the clock with the connection."""
+        """Stop the clocks with the connection."""
         self._disarm()
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -120,14 +131,58 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        """The head is in: the body clock starts (stopped when the body is complete)."""
+        """The head is in: shed the request, or start it; the body clock starts."""
         self._in_head = False
         self._arm(self.limits.body_timeout_s)
+        if self._must_shed():
+            # Answered at once, before any task or app code, and the connection kept: a
+            # shed client that reconnects would queue in the accept backlog instead.
+            self._shedding = True
+            self._write_problem(_OVERLOADED, close=not self.parser.should_keep_alive())
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        """The body of a started request (a shed one's is dropped)."""
+        if not self._shedding:
+            super().on_body(body)
+
+    def _hold_off(self) -> None:
+        """Read this connection's next request only after the ``Retry-After`` it was given.
+
+        The 503 was immediate; a client that ignores ``Retry-After`` (a load generator, a
+        retry loop) would otherwise spend the worker on refusals. Per connection, cheap (a
+        timer), and bounded: at most one refusal per connection and second.
+        """
+        self.flow.pause_reading()
+
+        def resume() -> None:
+            self._resume_timer = None
+            if not self.transport.is_closing():
+                self.flow.resume_reading()
+                self.timeout_keep_alive_task = self.loop.call_later(  # idle: keep-alive clock
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+
+        self._resume_timer = self.loop.call_later(SHED_HOLD_OFF_S, resume)
+
+    def _must_shed(self) -> bool:
+        limit = self.limits.max_in_flight
+        if not limit or len(self.tasks) < limit:
+            return False
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False  # pipelined behind a response still being written: keep the order
+        path = httptools.parse_url(self.url).path
+        return not path.startswith((b"/health/", b"/metrics"))
 
     def on_message_complete(self) -> None:
         """The whole request arrived in time."""
         self._disarm()
+        if self._shedding:
+            self._shedding = False
+            if not self.transport.is_closing():
+                self._hold_off()
+            return
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:  # noqa: ARG002 - uvicorn's plain text
@@ -169,8 +224,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             _Refusal(408, "request_timeout", f"The request {what} did not arrive in time.")
         )
 
-    def _write_problem(self, refusal: _Refusal) -> None:
-        """Answer ``refusal`` in problem+json and close (the framing can no longer be trusted)."""
+    def _write_problem(self, refusal: _Refusal, *, close: bool = True) -> None:
+        """Answer ``refusal`` in problem+json; close unless the framing is still sound."""
         rid = request_id(None)
         body = orjson.dumps(
             problem_body(
@@ -180,16 +235,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 extra={"request_id": rid},
             )
         )
-        log.warning(
-            "http.request_refused", status=refusal.status, error=refusal.code, request_id=rid
-        )
+        if refusal is _OVERLOADED:
+            metrics.http_shed().inc()  # counted, not logged: shedding must stay cheap
+        else:
+            log.warning(
+                "http.request_refused", status=refusal.status, error=refusal.code, request_id=rid
+            )
         head = [STATUS_LINE[refusal.status]]
         head.extend(
             name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
         )
         head.append(
             b"content-type: %s\r\ncontent-length: %d\r\nx-request-id: %s\r\n"
-            b"connection: close\r\n\r\n" % (PROBLEM_CONTENT_TYPE.encode(), len(body), rid.encode())
+            % (PROBLEM_CONTENT_TYPE.encode(), len(body), rid.encode())
         )
+        if refusal is _OVERLOADED:
+            head.append(b"retry-after: 1\r\n")
+        head.append(b"connection: close\r\n\r\n" if close else b"\r\n")
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        if close:
+            self.transport.close()

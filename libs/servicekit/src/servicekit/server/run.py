@@ -59,4 +59,5 @@ def limits_of(settings: ServiceSettings) -> ServerLimits:
         max_headers=server.max_headers,
         header_timeout_s=server.header_timeout_s,
         body_timeout_s=server.body_timeout_s,
+        max_in_flight=server.max_in_flight,
     )
