@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
@@ -96,6 +99,7 @@ def _lifespan(
 ) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        began = time.monotonic()
         async with AsyncExitStack() as stack:
             state = await _build_state(settings, stack)
             if tracer_provider is not None:
@@ -108,7 +112,15 @@ def _lifespan(
             state.readiness.install_signal_hook()
             stack.callback(state.readiness.remove_signal_hook)
             _freeze_startup_objects()
-            log.info("app.started", environment=settings.environment.value)
+            # How long a worker takes to serve, against the supervisor's health-check
+            # timeout: the lifespan, and everything since the process began (interpreter,
+            # imports, for a spawned worker the re-import of the command's modules).
+            log.info(
+                "app.started",
+                environment=settings.environment.value,
+                lifespan_s=round(time.monotonic() - began, 3),
+                since_process_start_s=_process_age_s(),
+            )
             try:
                 yield state.as_lifespan_state()
             finally:
@@ -151,6 +163,17 @@ async def _build_state(settings: ServiceSettings, stack: AsyncExitStack) -> AppS
             enabled=settings.rate_limit.enabled,
         ),
     )
+
+
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return None
+    started_s = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+    return round(uptime_s - started_s, 2)
 
 
 def _freeze_startup_objects() -> None:
