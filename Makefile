@@ -50,7 +50,7 @@ CLUSTER_TESTS := \
 cluster-test: $(SYNC) ## Run the Redis-dependent tests against a real 3-primary Redis Cluster on loopback ports (~1 min)
 	SERVICEKIT_TEST_BACKENDS=cluster $(UV) run --frozen pytest $(CLUSTER_TESTS)
 
-verify: $(SYNC) ## Fault injection, fuzzing, concurrency, security and migration groups against local PostgreSQL + Redis, one summary table (~5 min)
+verify: $(SYNC) ## Fault injection, fuzzing, concurrency, security and migration groups against local PostgreSQL + Redis, 100 two-worker starts, one summary table (~10 min)
 	$(UV) run --frozen python scripts/verify.py
 
 check: lint type imports bandit deploy-check ## Lint, format check, mypy strict, import layers, bandit and deploy/ validation

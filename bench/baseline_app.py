@@ -3,9 +3,10 @@
 The route returns a constant small JSON object; the app is served the way
 ``user-service serve`` serves the service.
 
-The ``uvicorn.run`` call mirrors ``user_service.cli.serve`` flag for flag (factory, worker
-count, no log config, no access log, no ``Server`` header, no proxy headers, loop and HTTP
-implementation left on ``auto``, which picks uvloop and httptools when installed). If the
+The ``uvicorn.run`` call mirrors ``servicekit.server.run_server`` flag for flag (factory,
+worker count, no log config, no access log, no ``Server`` header, no proxy headers, the loop
+left on ``auto``, which picks uvloop, and servicekit's guarded httptools protocol, here with
+its default limits, which are the settings' defaults). If the
 service's server or flags change, change them here too, or the ratios stop meaning anything.
 
     HOST=127.0.0.1 PORT=8001 WORKERS=1 python bench/baseline_app.py
@@ -36,6 +37,8 @@ def main() -> None:
     """Serve on ``HOST``:``PORT`` with ``WORKERS`` uvicorn workers."""
     import uvicorn
 
+    from servicekit.server import GuardedHttpToolsProtocol
+
     uvicorn.run(
         "baseline_app:create_app",
         factory=True,
@@ -47,6 +50,7 @@ def main() -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        http=GuardedHttpToolsProtocol,
         timeout_graceful_shutdown=int(os.environ.get("GRACEFUL_TIMEOUT_S", "20")),
     )
 

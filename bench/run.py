@@ -38,6 +38,7 @@ from harness.common import (
     BENCH,
     DATED,
     DURATION,
+    METRICS_TOKEN,
     PLATFORM_VARS,
     POSTGRES_URL,
     RAISED_LIMIT,
@@ -162,6 +163,8 @@ def service_environment(
         "USER_SERVICE_LOGGING__ACCESS_LOG": "false",
         "USER_SERVICE_LOGGING__LEVEL": "WARNING",
         "USER_SERVICE_SERVER__GRACEFUL_TIMEOUT_S": "5",
+        # Production serves /metrics only to this bearer; the harness reads it per step.
+        "USER_SERVICE_HTTP__METRICS_TOKEN": METRICS_TOKEN,
     }
     if RATE_LIMIT == "off":
         service_env["USER_SERVICE_RATE_LIMIT__ENABLED"] = "false"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,8 @@ SEEDED_USERS = 10_000
 PASSWORD = "bench-password-6d1f0a"  # every seeded user's password  # noqa: S105
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-41c9"  # noqa: S105
+#: The bearer token of the service's /metrics in the run (production keeps it closed).
+METRICS_TOKEN = secrets.token_urlsafe(32)
 HASH_SAMPLES = 15
 OVERLOAD = (64, 256, 1024)
 # Per rule period: far above any load here (a 60 s rule allows ~166,000 req/s sustained), yet

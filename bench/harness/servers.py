@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
-from harness.common import WORK, log
+from harness.common import METRICS_TOKEN, WORK, log
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -143,7 +143,8 @@ class Server:
         if not self.has_metrics:
             return None
         try:
-            text = httpx.get(self.url + "/metrics", timeout=10).text
+            headers = {"authorization": f"Bearer {METRICS_TOKEN}"}
+            text = httpx.get(self.url + "/metrics", headers=headers, timeout=10).text
         except httpx.HTTPError as exc:
             log(f"{self.name}: /metrics failed: {exc!r}")
             return None

@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from starlette.types import Message
 
+from servicekit.app import create_app
+from servicekit.settings import Environment, ServiceSettings
 from servicekit.testing import app_client
 
 pytestmark = pytest.mark.integration
@@ -67,6 +70,40 @@ class TestErrors:
             "/items", content=chunks(), headers={"content-type": "application/json"}
         )
         assert response.status_code == 413
+
+    @pytest.mark.parametrize("content_type", ["application/json", "application/merge-patch+json"])
+    async def test_deeply_nested_json_is_400_before_parsing(
+        self, client: httpx.AsyncClient, content_type: str
+    ) -> None:
+        body = b"[" * 2000 + b"]" * 2000  # 4 KB; Python's json recurses past its limit
+        response = await client.post("/items", content=body, headers={"content-type": content_type})
+        assert response.status_code == 400
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["error"] == "json_too_deep"
+        assert response.json()["request_id"] == response.headers["x-request-id"]
+
+    async def test_json_at_the_depth_limit_reaches_the_app(self, client: httpx.AsyncClient) -> None:
+        nested: object = "x"
+        for _ in range(31):  # the 32nd level is the body object itself
+            nested = [nested]
+        response = await client.post("/items", json={"name": "n", "extra": nested})
+        assert response.status_code != 400, response.text
+        deeper = await client.post("/items", json={"name": "n", "extra": [nested]})
+        assert deeper.json()["error"] == "json_too_deep"
+
+    async def test_streamed_json_over_the_body_limit_is_413(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"name": "'
+            for _ in range(40):
+                yield b"x" * 65_536
+
+        response = await client.post(
+            "/items", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.json()["error"] == "payload_too_large"
 
     async def test_disallowed_host_is_400(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/items/1", headers={"host": "evil.example.com"})
@@ -198,3 +235,53 @@ class TestCancelledAtShutdown:
         problem = json.loads(body["body"])
         assert problem["error"] == "request_cancelled"
         assert problem["request_id"] == headers[b"x-request-id"].decode()
+
+
+class TestExposure:
+    """``/openapi.json``, ``/docs``, ``/redoc`` and ``/metrics`` are closed in production."""
+
+    @staticmethod
+    def _production(settings: ServiceSettings, **http: object) -> ServiceSettings:
+        return settings.model_copy(
+            update={
+                "environment": Environment.PRODUCTION,
+                "http": settings.http.model_copy(update=http),
+            }
+        )
+
+    async def test_production_serves_neither_docs_nor_metrics(
+        self, test_settings: ServiceSettings, kit_tables: None
+    ) -> None:
+        async with app_client(create_app(self._production(test_settings))) as client:
+            for path in ("/openapi.json", "/docs", "/redoc", "/metrics"):
+                response = await client.get(path)
+                assert response.status_code == 404, path
+                assert response.headers["content-type"] == PROBLEM
+            assert (await client.get("/health/live")).status_code == 200
+
+    async def test_docs_can_be_opened_in_production(
+        self, test_settings: ServiceSettings, kit_tables: None
+    ) -> None:
+        app = create_app(self._production(test_settings, expose_docs=True))
+        async with app_client(app) as client:
+            assert (await client.get("/openapi.json")).status_code == 200
+            assert (await client.get("/docs")).status_code == 200
+
+    async def test_metrics_answer_only_their_bearer(
+        self, test_settings: ServiceSettings, kit_tables: None
+    ) -> None:
+        token = "m" * 40
+        app = create_app(self._production(test_settings, metrics_token=SecretStr(token)))
+        async with app_client(app) as client:
+            refused = await client.get("/metrics", headers={"authorization": "Bearer wrong"})
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert refused.json()["error"] == "not_authenticated"
+            assert (await client.get("/metrics")).status_code == 401
+            scraped = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
+            assert scraped.status_code == 200
+            assert "http_requests_total" in scraped.text
+
+    async def test_outside_production_both_are_open(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/openapi.json")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200

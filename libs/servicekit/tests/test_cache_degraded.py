@@ -91,6 +91,8 @@ class TestRedisAway:
         assert during.calls == 1
 
         own_redis.start()  # same socket, data reloaded from the snapshot
+        # The failures opened the client's circuit: it calls Redis again after the cool-down.
+        await asyncio.sleep(test_settings.redis.breaker_cooldown_s)
         assert await own_redis_client.get(cache.key(1)) is not None, "the stale entry is back"
         await cache.repair()
 

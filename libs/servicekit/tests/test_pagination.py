@@ -37,13 +37,12 @@ class TestCursorRoundTrip:
         assert set(cursor) <= set(
             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
         )
-        assert decode_cursor(cursor, descending=True) == position
+        assert decode_cursor(cursor, descending=True, id_type=uuid.UUID) == position
 
     def test_integer_ids_stay_integers(self) -> None:
         position = Keyset(at=AT, id=42)
-        assert (
-            decode_cursor(encode_cursor(position, descending=False), descending=False) == position
-        )
+        cursor = encode_cursor(position, descending=False)
+        assert decode_cursor(cursor, descending=False, id_type=int) == position
 
     @given(
         at=st.datetimes(timezones=st.just(UTC)),
@@ -56,12 +55,13 @@ class TestCursorRoundTrip:
         position = Keyset(at=at, id=ident)
         cursor = encode_cursor(position, descending=descending)
         assert len(cursor) <= MAX_CURSOR_LENGTH
-        assert decode_cursor(cursor, descending=descending) == position
+        id_type = int if isinstance(ident, int) else uuid.UUID
+        assert decode_cursor(cursor, descending=descending, id_type=id_type) == position
 
     def test_other_offsets_keep_the_instant(self) -> None:
         local = AT.astimezone(timezone(timedelta(hours=5)))
         decoded = decode_cursor(
-            encode_cursor(Keyset(at=local, id=1), descending=True), descending=True
+            encode_cursor(Keyset(at=local, id=1), descending=True), descending=True, id_type=int
         )
         assert decoded.at == AT
 
@@ -85,18 +85,35 @@ class TestInvalidCursors:
             _raw({"t": AT.isoformat(), "i": True, "d": "desc"}),
             _raw({"t": AT.isoformat(), "i": 1.5, "d": "desc"}),
             _raw({"t": AT.isoformat(), "i": 1, "d": "asc"}),
+            _raw({"t": AT.isoformat(), "i": 2**63, "d": "desc"}),
+            # Valid ISO 8601, but not expressible in UTC: the driver would overflow.
+            _raw({"t": "0001-01-01T00:00:00+05:00", "i": 1, "d": "desc"}),
+            _raw({"t": "9999-12-31T23:00:00-05:00", "i": 1, "d": "desc"}),
         ],
     )
     def test_is_rejected_as_invalid_cursor(self, cursor: str) -> None:
         with pytest.raises(InvalidCursor) as info:
-            decode_cursor(cursor, descending=True)
+            decode_cursor(cursor, descending=True, id_type=int)
         assert info.value.status_code == 400
         assert info.value.code == "invalid_cursor"
 
     def test_a_cursor_cannot_change_direction(self) -> None:
         cursor = encode_cursor(Keyset(at=AT, id=1), descending=True)
         with pytest.raises(InvalidCursor):
-            decode_cursor(cursor, descending=False)
+            decode_cursor(cursor, descending=False, id_type=int)
+
+    @pytest.mark.parametrize(
+        ("ident", "id_type"), [(1, uuid.UUID), (str(uuid.uuid4()), int)], ids=["int", "uuid"]
+    )
+    def test_an_id_of_another_type_is_rejected(
+        self, ident: int | str, id_type: type[uuid.UUID] | type[int]
+    ) -> None:
+        with pytest.raises(InvalidCursor):
+            decode_cursor(
+                _raw({"t": AT.isoformat(), "i": ident, "d": "desc"}),
+                descending=True,
+                id_type=id_type,
+            )
 
 
 class TestPageFromRows:
@@ -107,7 +124,7 @@ class TestPageFromRows:
         page = page_from_rows([1, 2, 3], limit=2, key=self._key, descending=True)
         assert list(page.items) == [1, 2]
         assert page.next_cursor is not None
-        assert decode_cursor(page.next_cursor, descending=True) == Keyset(at=AT, id=2)
+        assert decode_cursor(page.next_cursor, descending=True, id_type=int) == Keyset(at=AT, id=2)
 
     @pytest.mark.parametrize("rows", [[], [1], [1, 2]])
     def test_a_short_page_is_the_last(self, rows: list[int]) -> None:

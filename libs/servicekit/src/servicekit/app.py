@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
@@ -61,10 +64,14 @@ def create_app(
     configure_logging(settings)
     if tracer_provider is None and settings.tracing.enabled:
         tracer_provider = tracing.create_tracer_provider(settings)
+    docs = settings.docs_exposed
     app = FastAPI(
         title=title or settings.service_name,
         version=version,
         description=description,
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         lifespan=_lifespan(settings, on_startup, tracer_provider),
         debug=False,  # tracebacks never reach clients, whatever settings.debug says
         # servicekit owns telemetry (Prometheus, and OpenTelemetry through its tracing module);
@@ -82,7 +89,8 @@ def create_app(
         prefix, router = entry if isinstance(entry, tuple) else ("", entry)
         app.include_router(router, prefix=prefix)
     app.include_router(health_router())
-    app.include_router(metrics_router())
+    if settings.metrics_exposed:
+        app.include_router(metrics_router(settings.http.resolved_metrics_token()))
     return app
 
 
@@ -91,6 +99,7 @@ def _lifespan(
 ) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        began = time.monotonic()
         async with AsyncExitStack() as stack:
             state = await _build_state(settings, stack)
             if tracer_provider is not None:
@@ -103,7 +112,15 @@ def _lifespan(
             state.readiness.install_signal_hook()
             stack.callback(state.readiness.remove_signal_hook)
             _freeze_startup_objects()
-            log.info("app.started", environment=settings.environment.value)
+            # How long a worker takes to serve, against the supervisor's health-check
+            # timeout: the lifespan, and everything since the process began (interpreter,
+            # imports, for a spawned worker the re-import of the command's modules).
+            log.info(
+                "app.started",
+                environment=settings.environment.value,
+                lifespan_s=round(time.monotonic() - began, 3),
+                since_process_start_s=_process_age_s(),
+            )
             try:
                 yield state.as_lifespan_state()
             finally:
@@ -148,6 +165,17 @@ async def _build_state(settings: ServiceSettings, stack: AsyncExitStack) -> AppS
     )
 
 
+def _process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return None
+    started_s = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in ticks
+    return round(uptime_s - started_s, 2)
+
+
 def _freeze_startup_objects() -> None:
     # Everything built so far lives as long as the process: move it out of the collector's
     # sight, or every full collection walks it again (measured: ~45 us of GC per request on
@@ -189,6 +217,7 @@ def _add_middleware(app: FastAPI, settings: ServiceSettings) -> None:
         ChassisMiddleware,
         allowed_hosts=settings.http.trusted_hosts,
         max_body_bytes=settings.http.max_body_bytes,
+        max_json_depth=settings.http.max_json_depth,
         trusted_proxies=parse_networks(settings.http.trusted_proxies),
         api_prefix=settings.rate_limit.api_prefix,
         access_log=settings.logging.access_log,

@@ -100,6 +100,13 @@ class RedisSettings(BaseModel):
     #: once (each node's pool has a few more, for pub/sub and pipelines). A command waits up
     #: to `socket_timeout_s` for a free connection.
     max_connections: int = Field(64, ge=1)
+    #: Timeouts or connection errors in a row (attempts, retries included) after which the
+    #: circuit opens: calls then fail at once, and each caller's degraded path runs, instead
+    #: of every request waiting out its timeouts on a hung server. `0` turns the breaker off.
+    breaker_failures: int = Field(5, ge=0)
+    #: Seconds the open circuit refuses calls before one probe call is let through (its
+    #: success closes the circuit, its failure opens it again).
+    breaker_cooldown_s: float = Field(1.0, gt=0)
     #: Prepended to every key, e.g. to share one Redis between stacks. No braces: a key's
     #: hash tag (cluster slot) is its first `{…}`, which must stay the one the code chose.
     key_prefix: str = Field("", pattern=r"^[^{}]*$")
@@ -118,8 +125,34 @@ class HttpSettings(BaseModel):
     trusted_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     #: Larger request bodies get 413 problem+json.
     max_body_bytes: int = Field(1_048_576, ge=1)
+    #: JSON bodies (`application/json`, `application/*+json`) nested deeper than this (arrays
+    #: and objects) get 400 `json_too_deep` before any parser recurses into them.
+    max_json_depth: int = Field(32, ge=1, le=1000)
     #: Add `Strict-Transport-Security: max-age=63072000; includeSubDomains`.
     hsts: bool = False
+    #: Serve the API description: `/openapi.json`, `/docs` and `/redoc`. Unset: everywhere but
+    #: in production.
+    expose_docs: bool | None = None
+    #: Bearer token `/metrics` requires (Prometheus: `authorization: {credentials_file: …}`);
+    #: other requests get 401. Unset: `/metrics` is open outside production and not served in
+    #: production.
+    metrics_token: SecretStr | None = None
+    #: A file holding `metrics_token` (a mounted secret, shared with the scraper); read when
+    #: the app is built, if `metrics_token` is unset.
+    metrics_token_file: Path | None = None
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def resolved_metrics_token(self) -> str | None:
+        """``metrics_token``, else the content of ``metrics_token_file``, else ``None``."""
+        if self.metrics_token is not None:
+            return self.metrics_token.get_secret_value()
+        if self.metrics_token_file is not None:
+            return self.metrics_token_file.read_text().strip()
+        return None
 
 
 class LoggingSettings(BaseModel):
@@ -156,6 +189,28 @@ class ServerSettings(BaseModel):
     workers: int = Field(1, ge=1)
     #: How long in-flight requests may run on after SIGTERM.
     graceful_timeout_s: int = Field(20, ge=0)
+    #: Largest request line plus headers; more gets 431 problem+json and the connection closed.
+    max_header_bytes: int = Field(32_768, ge=1024)
+    #: Most headers per request; more gets 431.
+    max_headers: int = Field(100, ge=8)
+    #: Seconds a connection has, from its first byte (or the request's), to send the whole
+    #: request line and headers; later gets 408 and the connection closed.
+    header_timeout_s: float = Field(10.0, gt=0)
+    #: Seconds from the end of the headers to the end of the body; later gets 408 (or, once a
+    #: response has started, the connection closed).
+    body_timeout_s: float = Field(30.0, gt=0)
+    #: Requests one worker serves at once. Beyond it a request gets an immediate 503
+    #: `overloaded` with `Retry-After: 1`, written by the server before any app code, and its
+    #: connection is not read again for that second; `/health/*` and `/metrics` are never
+    #: shed. `0`: no bound.
+    max_in_flight: int = Field(128, ge=0)
+    #: Seconds an idle keep-alive connection stays open.
+    keep_alive_timeout_s: int = Field(5, ge=1)
+    #: Seconds the supervisor waits for a worker's health-check answer before replacing it
+    #: (uvicorn's default is 5). A spawned worker answers only once it has re-imported the
+    #: command's modules; measured at up to 5.9 s on a loaded 2-core machine, so the default
+    #: leaves a margin of five times that.
+    worker_healthcheck_timeout_s: int = Field(30, ge=1)
 
 
 class RuleSettings(BaseModel):
@@ -323,6 +378,19 @@ class ServiceSettings(BaseSettings):
     def is_production(self) -> bool:
         """True when running with ``environment=production``."""
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def docs_exposed(self) -> bool:
+        """Whether ``/openapi.json``, ``/docs`` and ``/redoc`` are served."""
+        exposed = self.http.expose_docs
+        return not self.is_production if exposed is None else exposed
+
+    @property
+    def metrics_exposed(self) -> bool:
+        """Whether ``/metrics`` is served (behind ``http.metrics_token`` when one is set)."""
+        http = self.http
+        has_token = http.metrics_token is not None or http.metrics_token_file is not None
+        return has_token or not self.is_production
 
     @property
     def json_logs(self) -> bool:

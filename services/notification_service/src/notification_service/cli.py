@@ -13,8 +13,8 @@ from notification_service.lifespan import worker_loops
 from servicekit.events import add_events_commands, run_events_command
 from servicekit.observability.logging import configure_logging
 from servicekit.redis import KeySpace, create_redis
-from servicekit.runtime.serve import ServiceCommands, add_service_commands
 from servicekit.runtime.worker import run_worker
+from servicekit.server.commands import ServiceCommands, add_service_commands
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -50,7 +50,11 @@ def build_consumers(
 ) -> EventConsumerGroup:
     """The consumer group on the user service's streams, waking ``courier`` (not started)."""
     domain = settings.email.from_address.rpartition("@")[2] or "localhost"
-    handlers = MailHandlers(wake=courier.wake, message_domain=domain)
+    handlers = MailHandlers(
+        wake=courier.wake,
+        message_domain=domain,
+        frontend_url=settings.email.frontend_url.rstrip("/"),
+    )
     subscription = Subscription(
         producer=settings.users.namespace,
         catalog=catalog(),

@@ -84,3 +84,24 @@ async def test_a_deleted_account_is_erased_and_told_so(
     async with db_engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(Recipient)) == 0
         assert await conn.scalar(select(func.count()).select_from(Preferences)) == 0
+
+
+async def test_the_owner_of_a_registered_again_address_is_told(
+    client: httpx.AsyncClient,
+    redis_client: AnyRedis,
+    settings: NotificationServiceSettings,
+    smtp_sink: SmtpSink,
+) -> None:
+    user_id = uuid.uuid4()
+    email = "owner@example.com"
+    await publish(
+        redis_client,
+        settings,
+        "user.registered.v1",
+        {"user_id": user_id, "email": email, "full_name": "Owner"},
+    )
+    attempt = {"user_id": user_id, "email": email}
+    await publish(redis_client, settings, "user.registration_attempted.v1", attempt)
+    notice = await smtp_sink.wait_for(f"Owner <{email}>")
+    assert notice["Subject"] == "Your account already exists"
+    assert "http://users.test/reset-password" in body_of(notice)

@@ -19,6 +19,7 @@ CONTEXT = {
     "method": "changed",
     "ip": "203.0.113.9",
     "user_agent": "curl/8",
+    "reset": "https://example.test/reset-password",
 }
 
 

@@ -14,7 +14,7 @@ from servicekit.db import create_engine, create_sessionmaker
 from servicekit.errors import AppError
 from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
-from servicekit.runtime.serve import ServiceCommands, add_service_commands
+from servicekit.server.commands import ServiceCommands, add_service_commands
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox

@@ -184,6 +184,15 @@ class UserServiceSettings(ServiceSettings):
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()
     rate_limit: UserServiceRateLimits = UserServiceRateLimits()
+    #: Enumeration-safe mode: registering a known address answers like a new registration
+    #: (201) and mails the address's owner instead, and password-reset and verification
+    #: requests look the address up after the response. Unset: on in production only.
+    enumeration_safe: bool | None = None
+
+    @property
+    def hides_accounts(self) -> bool:
+        """Whether the enumeration-safe mode is on (``enumeration_safe``, else production)."""
+        return self.is_production if self.enumeration_safe is None else self.enumeration_safe
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

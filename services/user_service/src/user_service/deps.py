@@ -25,6 +25,7 @@ from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService, ClientInfo
 from user_service.services.idempotency import IdempotencyReplay, idempotency
+from user_service.services.registration import RegistrationService
 from user_service.services.session import SessionService
 from user_service.services.token_admin import TokenAdminService
 from user_service.services.user import UserService
@@ -55,6 +56,7 @@ Users = Annotated[UserService, Depends(component(UserService))]
 Auth = Annotated[AuthService, Depends(component(AuthService))]
 Accounts = Annotated[AccountService, Depends(component(AccountService))]
 AccountRecovery = Annotated[AccountRecoveryService, Depends(component(AccountRecoveryService))]
+Registration = Annotated[RegistrationService, Depends(component(RegistrationService))]
 UserAdmin = Annotated[AdminService, Depends(component(AdminService))]
 UserSessions = Annotated[SessionService, Depends(component(SessionService))]
 TokenAdmin = Annotated[TokenAdminService, Depends(component(TokenAdminService))]
@@ -167,7 +169,7 @@ async def get_idempotent_request(
     body = await request.body()
     try:  # the same JSON in another key order or spacing is the same request
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or deep JSON sent as another type
         canonical = body
     # Scope: the operation and the caller; these operations are anonymous, and the body
     # hash binds a replay to the exact request (for registration: email and password).
@@ -250,6 +252,7 @@ __all__ = [
     "Jwks",
     "ReadConnections",
     "RedisClient",
+    "Registration",
     "Settings",
     "TokenAdmin",
     "UserAdmin",

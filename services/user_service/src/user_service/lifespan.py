@@ -23,6 +23,7 @@ from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService
+from user_service.services.registration import RegistrationService
 from user_service.services.revocation import (
     DenylistMaintainer,
     SessionRevoker,
@@ -66,14 +67,21 @@ async def identity_startup(state: AppState) -> Cleanup:
     _provide_services(
         state, settings, hasher, TokenIssuer(settings.jwt, signing_key), revoker, events
     )
+    recovery = AccountRecoveryService(
+        hasher=hasher,
+        limiter=state.rate_limiter,
+        revoker=revoker,
+        settings=settings.email,
+        events=events,
+        sealer=state.get(Sealer),
+        sessionmaker=state.sessionmaker if settings.hides_accounts else None,
+    )
+    state.provide(recovery)
     state.provide(
-        AccountRecoveryService(
-            hasher=hasher,
-            limiter=state.rate_limiter,
-            revoker=revoker,
-            settings=settings.email,
-            events=events,
-            sealer=state.get(Sealer),
+        RegistrationService(
+            users=state.get(UserService),
+            recovery=recovery,
+            enumeration_safe=settings.hides_accounts,
         )
     )
     await _start(maintainer, denylist, user_cache)
@@ -82,6 +90,7 @@ async def identity_startup(state: AppState) -> Cleanup:
         await user_cache.stop()
         await denylist.stop()
         await maintainer.stop()
+        await recovery.background.aclose()  # lookups queued after their responses
         hasher.close()
 
     return cleanup

@@ -17,6 +17,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
+from user_service.addresses import normalize_email
 from user_service.errors import PasswordPolicyViolation
 
 if TYPE_CHECKING:
@@ -25,11 +26,6 @@ if TYPE_CHECKING:
     from user_service.config import PasswordSettings
 
 T = TypeVar("T")
-
-
-def normalize_email(email: str) -> str:
-    """The stored form of an email: trimmed and lower-cased."""
-    return email.strip().lower()
 
 
 def _lower_thread_priority(nice: int) -> None:

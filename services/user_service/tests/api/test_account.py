@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.db import AsyncSession
+from servicekit.testing import app_client
 from user_service.config import UserServiceSettings
-from user_service.models import TokenPurpose
+from user_service.main import create_app
+from user_service.models import TokenPurpose, User, outbox
 
 from ..utils.auth import bearer, login
 from ..utils.links import requested_tokens, stored_link_token
-from ..utils.users import PASSWORD, live_email, register
+from ..utils.users import LIVE_PREFIX, PASSWORD, live_email, register
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +199,69 @@ class TestConcurrentConfirmation:
         assert statuses == [204] + [400] * 5, statuses
         winner = next(i for i, r in enumerate(responses) if r.status_code == 204)
         await login(live_client, email, f"{NEW_PASSWORD} {winner}")
+
+
+def _queries(response: httpx.Response) -> str:
+    """The database queries the request ran, from its ``Server-Timing`` header."""
+    return response.headers["server-timing"].split('desc="')[1].split('"')[0]
+
+
+class TestEnumerationSafeMode:
+    """``enumeration_safe``: neither answers nor their work tell which addresses exist."""
+
+    @pytest.fixture
+    async def safe_client(
+        self, settings: UserServiceSettings, db_engine: AsyncEngine
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """Committing for real: the lookups after the response use their own sessions."""
+        safe = settings.model_copy(update={"enumeration_safe": True})
+        async with app_client(create_app(safe)) as client:
+            yield client
+        async with db_engine.begin() as conn:
+            await conn.execute(delete(User).where(User.email.like(f"{LIVE_PREFIX}%")))
+
+    async def test_a_known_address_registers_like_a_new_one_and_its_owner_is_told(
+        self, safe_client: httpx.AsyncClient, db_engine: AsyncEngine
+    ) -> None:
+        email = live_email()
+        first = await safe_client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
+        again = await safe_client.post(
+            "/api/v1/users", json={"email": email.upper(), "password": NEW_PASSWORD}
+        )
+        assert first.status_code == again.status_code == 201, again.text
+        assert set(first.headers) == set(again.headers)
+        varying = {"id", "created_at", "updated_at"}
+        assert {k: v for k, v in again.json().items() if k not in varying} == {
+            k: v for k, v in first.json().items() if k not in varying
+        }
+        assert again.headers["location"] == f"/api/v1/users/{again.json()['id']}"
+        async with db_engine.connect() as conn:
+            told = await conn.scalar(
+                select(func.count()).where(
+                    outbox.events.c.type == "user.registration_attempted.v1",
+                    outbox.events.c.partition_key == f"user/{first.json()['id']}",
+                )
+            )
+        assert told == 1  # the event the notification service mails the owner from
+        await login(safe_client, email)  # the owner's password is untouched
+
+    @pytest.mark.parametrize("base", [RESET, VERIFY])
+    async def test_link_requests_do_the_same_work_for_known_and_unknown_addresses(
+        self,
+        safe_client: httpx.AsyncClient,
+        settings: UserServiceSettings,
+        db_engine: AsyncEngine,
+        base: str,
+    ) -> None:
+        email = live_email()
+        await register(safe_client, email)
+        known = await safe_client.post(f"{base}/request", json={"email": email})
+        unknown = await safe_client.post(f"{base}/request", json={"email": live_email()})
+        assert known.status_code == unknown.status_code == 202
+        assert _without_request_id(known) == _without_request_id(unknown)
+        assert _queries(known) == _queries(unknown)  # the lookup ran after the response
+        for _ in range(100):  # and still asked for the owner's mail, after the response
+            if await requested_tokens(db_engine, settings, PURPOSES[base], email):
+                break
+            await asyncio.sleep(0.05)
+        assert len(await requested_tokens(db_engine, settings, PURPOSES[base], email)) == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from servicekit.db import AsyncSession
@@ -16,6 +18,11 @@ from ..utils.problems import assert_problem
 from ..utils.users import register
 
 pytestmark = pytest.mark.integration
+
+
+def _cursor(payload: dict[str, Any]) -> str:
+    """A cursor as the service encodes one, with whatever position a client forged."""
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
 class TestAccess:
@@ -152,6 +159,30 @@ class TestList:
         [
             pytest.param("garbage!", 400, "invalid_cursor", id="not-base64"),
             pytest.param("eyJ4IjoxfQ", 400, "invalid_cursor", id="foreign-json"),  # {"x":1}
+            # Well-formed, but an integer id for a UUID column, or a time outside UTC's range:
+            # these reached SQL and answered 500.
+            pytest.param(
+                _cursor({"t": "2024-01-01T00:00:00+00:00", "i": 1, "d": "desc"}),
+                400,
+                "invalid_cursor",
+                id="integer-id",
+            ),
+            pytest.param(
+                _cursor(
+                    {"t": "0001-01-01T00:00:00+05:00", "i": str(uuid.UUID(int=1)), "d": "desc"}
+                ),
+                400,
+                "invalid_cursor",
+                id="year-1",
+            ),
+            pytest.param(
+                _cursor(
+                    {"t": "9999-12-31T23:00:00-05:00", "i": str(uuid.UUID(int=1)), "d": "desc"}
+                ),
+                400,
+                "invalid_cursor",
+                id="year-9999",
+            ),
             # Refused by the query's max_length before it is decoded.
             pytest.param("x" * 600, 422, "validation_error", id="too-long"),
         ],
@@ -165,6 +196,16 @@ class TestList:
         assert_problem(response, status, error)
         if error == "validation_error":
             assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
+
+    @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00"])
+    async def test_a_cursor_at_the_ends_of_time_is_a_valid_position(
+        self, client: httpx.AsyncClient, admin: Account, at: str
+    ) -> None:
+        cursor = _cursor({"t": at, "i": str(uuid.UUID(int=0)), "d": "desc"})
+        response = await client.get(
+            "/api/v1/users", params={"cursor": cursor}, headers=admin.headers
+        )
+        assert response.status_code == 200, response.text
 
     async def test_a_cursor_from_the_other_sort_is_invalid(
         self, client: httpx.AsyncClient, admin: Account, prefix: str

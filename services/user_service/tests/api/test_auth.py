@@ -76,6 +76,21 @@ class TestLogin:
         assert response.status_code == 415
         assert response.headers["content-type"] == "application/problem+json"
 
+    @pytest.mark.parametrize(
+        "body",
+        [b"[" * 2000 + b"]" * 2000, b'{"email": [NaN, ' + b"[" * 2000 + b"]" * 2000 + b"]}"],
+        ids=["deep", "deep-after-nan"],
+    )
+    async def test_deeply_nested_json_login_is_a_client_error(
+        self, client: httpx.AsyncClient, body: bytes
+    ) -> None:
+        response = await client.post(
+            "/api/v1/auth/login", content=body, headers={"content-type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["error"] in {"json_too_deep", "validation_error"}
+
 
 class TestAccessToken:
     async def test_missing_token_is_401_with_a_bearer_challenge(

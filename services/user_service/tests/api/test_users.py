@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from ..utils.auth import bearer, login
+from ..utils.problems import assert_problem
 from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
@@ -74,6 +75,47 @@ class TestRegister:
         assert response.json()["errors"][0]["field"] == "full_name"
         retry = await client.post("/api/v1/users", json={"email": email, "password": PASSWORD})
         assert retry.status_code == 201  # nothing half-written blocks the address
+
+
+class TestEmailForms:
+    """Every path reduces an address to one canonical form (``user_service.addresses``)."""
+
+    @pytest.mark.parametrize(
+        "template",
+        [
+            "{u}@xn--bcher-kva.test",  # an A-label domain
+            "cafe\u0301-{u}@example.test",  # a decomposed e-acute
+            "{u}@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.test",  # a full-width domain
+        ],
+        ids=["a-label", "decomposed", "full-width-domain"],
+    )
+    async def test_the_registered_string_signs_in(
+        self, client: httpx.AsyncClient, template: str
+    ) -> None:
+        email = template.format(u=uuid.uuid4().hex[:10])
+        await register(client, email)
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+
+    async def test_a_full_width_local_part_is_the_same_account(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        local = f"dupe{uuid.uuid4().hex[:8]}"
+        await register(client, f"{local}@example.com")
+        full_width = "".join(chr(ord(c) + 0xFEE0) for c in local)  # ASCII to full-width forms
+        response = await client.post(
+            "/api/v1/users", json={"email": f"{full_width}@example.com", "password": PASSWORD}
+        )
+        assert_problem(response, 409, "email_already_registered")
+
+    async def test_a_cross_script_look_alike_is_refused(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            "/api/v1/users", json={"email": "du\u0440e@example.com", "password": PASSWORD}
+        )
+        assert_problem(response, 422, "validation_error")
+        assert [e["field"] for e in response.json()["errors"]] == ["email"]
 
 
 class TestMe:

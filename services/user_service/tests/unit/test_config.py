@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from servicekit.settings import Environment
+from servicekit.settings import Environment, EventSettings
 from user_service.config import (
     DEFAULT_RULES,
     IntrospectionSettings,
@@ -41,3 +41,26 @@ class TestProductionChecks:
                 jwt=JwtSettings(private_key=SecretStr("pem")),
                 introspection=IntrospectionSettings(clients={"orders": SecretStr("short")}),
             )
+
+
+class TestEnumerationSafeMode:
+    @pytest.mark.parametrize(
+        ("environment", "setting", "on"),
+        [
+            (Environment.PRODUCTION, None, True),
+            (Environment.DEVELOPMENT, None, False),
+            (Environment.PRODUCTION, False, False),
+            (Environment.DEVELOPMENT, True, True),
+        ],
+    )
+    def test_on_by_default_in_production_only(
+        self, environment: Environment, setting: bool | None, on: bool
+    ) -> None:
+        settings = UserServiceSettings(
+            environment=environment,
+            secret_key=SecretStr("k" * 48),
+            jwt=JwtSettings(private_key=SecretStr("p" * 48)),
+            events=EventSettings(seal_keys=[SecretStr("s" * 48)]),
+            enumeration_safe=setting,
+        )
+        assert settings.hides_accounts is on

@@ -72,6 +72,8 @@ def start_service(
                 "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(signing_key_file),
                 "USER_SERVICE_RATE_LIMIT__RULES": json.dumps(rules),
                 "USER_SERVICE_PASSWORD__HASH_WORKERS": "2",
+                # The fuzz run reads the API description, which production keeps closed.
+                "USER_SERVICE_HTTP__EXPOSE_DOCS": "true",
                 **env,
             },
         )

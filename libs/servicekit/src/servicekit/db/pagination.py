@@ -2,8 +2,9 @@
 
 A cursor is the urlsafe-base64 of a small JSON object holding the last row's sort value,
 its id and the sort direction it was issued for. Clients treat it as opaque; a malformed
-or tampered cursor, or one reused with the other direction, is :class:`InvalidCursor`
-(400 problem+json), never a 500.
+or tampered cursor, one reused with the other direction, one whose id is not of the
+listing's id type or whose timestamp cannot be expressed in UTC (year 1 at +05:00), is
+:class:`InvalidCursor` (400 problem+json) before it reaches SQL, never a 500.
 
 Keyset pages stay stable while rows are inserted and cost the same at any depth, unlike
 ``OFFSET``: the next page is ``WHERE (ts, id) < (last_ts, last_id) ORDER BY ts DESC, id
@@ -16,7 +17,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
@@ -45,6 +46,7 @@ OrderClause = OrderByList | UnaryExpression[Any]
 
 #: Longer cursors than this are refused before decoding; real ones are about 100 chars.
 MAX_CURSOR_LENGTH = 512
+_BIGINT_BOUND = 2**63
 
 
 class InvalidCursor(AppError):
@@ -70,20 +72,26 @@ def encode_cursor(position: Keyset, *, descending: bool) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode("ascii")
 
 
-def decode_cursor(cursor: str, *, descending: bool) -> Keyset:
-    """The position in ``cursor``; raises :class:`InvalidCursor` for anything we did not issue."""
+def decode_cursor(cursor: str, *, descending: bool, id_type: type[uuid.UUID] | type[int]) -> Keyset:
+    """The position in ``cursor``; raises :class:`InvalidCursor` for anything we did not issue.
+
+    Args:
+        cursor: the client's opaque cursor.
+        descending: the listing's sort direction; a cursor of the other one is refused.
+        id_type: the type of the listing's id column; a cursor with another is refused.
+    """
     if not cursor or len(cursor) > MAX_CURSOR_LENGTH:
         raise InvalidCursor
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = orjson.loads(raw)
-        return _keyset(payload, descending=descending)
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        return _keyset(payload, descending=descending, id_type=id_type)
+    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError) as exc:
         # orjson.JSONDecodeError and UnicodeDecodeError are ValueErrors too.
         raise InvalidCursor from exc
 
 
-def _keyset(payload: Any, *, descending: bool) -> Keyset:
+def _keyset(payload: Any, *, descending: bool, id_type: type[uuid.UUID] | type[int]) -> Keyset:
     if not isinstance(payload, dict) or set(payload) != {"t", "i", "d"}:
         raise ValueError("unexpected cursor structure")
     if payload["d"] != ("desc" if descending else "asc"):
@@ -91,10 +99,19 @@ def _keyset(payload: Any, *, descending: bool) -> Keyset:
     at = datetime.fromisoformat(payload["t"])
     if at.tzinfo is None:  # our timestamps are always aware; a naive one was forged
         raise ValueError("naive timestamp in cursor")
+    # The driver binds UTC: a time that cannot be expressed in it (year 1 east of Greenwich)
+    # would overflow there, inside the query.
+    at = at.astimezone(UTC)
     ident = payload["i"]
-    if isinstance(ident, bool) or not isinstance(ident, str | int):
-        raise TypeError("cursor id must be a string or an integer")
-    return Keyset(at=at, id=uuid.UUID(ident) if isinstance(ident, str) else ident)
+    if id_type is int:
+        if isinstance(ident, bool) or not isinstance(ident, int):
+            raise TypeError("cursor id must be an integer")
+        if not -_BIGINT_BOUND <= ident < _BIGINT_BOUND:
+            raise ValueError("cursor id out of the 64-bit range")
+        return Keyset(at=at, id=ident)
+    if not isinstance(ident, str):
+        raise TypeError("cursor id must be a UUID string")
+    return Keyset(at=at, id=uuid.UUID(ident))
 
 
 def keyset_order(

@@ -13,12 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from servicekit.context import RequestContext, request_context_var, request_id_var, user_id_var
 from servicekit.http.body_limit import declared_too_large, limit_receive, too_large_response
 from servicekit.http.client_ip import IPNetwork, client_ip
 from servicekit.http.error_handlers import cancelled_response, internal_error_response
+from servicekit.http.json_limit import buffer_body, is_json, nested_deeper_than, too_deep_response
 from servicekit.http.problem import problem_response
 from servicekit.http.rate_limits import add_rate_limit_headers, check_global_limit
 from servicekit.http.request_log import (
@@ -40,7 +42,9 @@ if TYPE_CHECKING:
 
 log = get_logger("servicekit.access")
 
-_WANTED = frozenset({b"host", b"content-length", b"transfer-encoding", b"x-request-id"})
+_WANTED = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"x-request-id", b"content-type"}
+)
 
 
 class ChassisMiddleware:
@@ -48,10 +52,12 @@ class ChassisMiddleware:
 
     In order: a sane incoming ``X-Request-ID`` is kept (else one is generated) and bound to
     logs; a ``Host`` outside ``allowed_hosts`` gets 400; a declared body over ``max_bytes``
-    gets 413 (a streamed one is cut off at the limit); requests under ``api_prefix`` pay the
-    ``global_ip`` limit (429). Every response, errors included, carries the request id,
-    ``Server-Timing``, the tightest ``RateLimit-*`` and the security headers; every request
-    is counted, timed and access-logged; an unexpected exception becomes a problem+json 500.
+    gets 413 (a streamed one is cut off at the limit); a JSON body nested deeper than
+    ``max_json_depth`` gets 400 before any parser recurses into it; requests under
+    ``api_prefix`` pay the ``global_ip`` limit (429). Every response, errors included,
+    carries the request id, ``Server-Timing``, the tightest ``RateLimit-*`` and the security
+    headers; every request is counted, timed and access-logged; an unexpected exception
+    becomes a problem+json 500.
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class ChassisMiddleware:
         *,
         allowed_hosts: Sequence[str],
         max_body_bytes: int,
+        max_json_depth: int = 32,
         trusted_proxies: Sequence[IPNetwork],
         api_prefix: str = "/api/",
         access_log: bool = True,
@@ -68,6 +75,7 @@ class ChassisMiddleware:
         self.app = app
         self.hosts = HostPolicy(allowed_hosts)
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
         self.trusted_proxies = list(trusted_proxies)
         self.api_prefix = api_prefix
         self.access_log = access_log
@@ -98,6 +106,11 @@ class ChassisMiddleware:
             # Without Content-Length or chunked encoding an HTTP/1.1 request has no body.
             has_body = b"content-length" in headers or b"transfer-encoding" in headers
             inner_receive = limit_receive(receive, self.max_body_bytes) if has_body else receive
+            if has_body and is_json(headers.get(b"content-type")):
+                refusal, inner_receive = await self._checked_json(inner_receive, path)
+                if refusal is not None:
+                    await refusal(scope, receive, send_wrapper)
+                    return
             await self.app(scope, inner_receive, send_wrapper)
         except ClientDisconnect:
             # The client went away before its body arrived: nobody to answer, not a fault.
@@ -161,6 +174,16 @@ class ChassisMiddleware:
             if state is not None:
                 return await check_global_limit(state.rate_limiter, ip, path)
         return None
+
+    async def _checked_json(self, receive: Receive, path: str) -> tuple[Response | None, Receive]:
+        """The refusal of a JSON body too large or too deep, else ``None``, and its replay."""
+        try:
+            body, replay = await buffer_body(receive)
+        except HTTPException:  # the streamed body passed max_body_bytes
+            return too_large_response(self.max_body_bytes, path), receive
+        if nested_deeper_than(body, self.max_json_depth):
+            return too_deep_response(self.max_json_depth, path), receive
+        return None, replay
 
 
 @dataclass(slots=True)

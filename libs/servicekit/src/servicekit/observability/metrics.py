@@ -9,10 +9,11 @@ feature calls :func:`counter` wherever it needs one.
 
 from __future__ import annotations
 
+import hmac
 import os
 from functools import cache
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 from starlette.responses import Response
+
+from servicekit.errors import AppError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -83,6 +86,11 @@ def http_in_flight() -> Gauge:
     return gauge("http_requests_in_flight", "HTTP requests in flight.")
 
 
+def http_shed() -> Counter:
+    """Requests answered 503 ``overloaded`` because the process was at ``max_in_flight``."""
+    return counter("http_requests_shed_total", "HTTP requests shed at the in-flight bound.")
+
+
 def db_pool_checked_out() -> Gauge:
     """Database connections currently checked out of the pool."""
     return gauge("db_pool_checked_out_connections", "DB connections checked out of the pool.")
@@ -120,6 +128,21 @@ def _gauge_max(name: str, documentation: str, labels: tuple[str, ...] = ()) -> G
     # Every process observes the same shared state (an outbox, a stream): report the largest
     # value, not the sum over workers.
     return Gauge(name, documentation, labels, multiprocess_mode="livemax")
+
+
+def redis_circuit_state() -> Gauge:
+    """The Redis circuit breaker: 0 closed, 1 half-open, 2 open (the worst worker's)."""
+    return _gauge_max("redis_circuit_state", "Redis circuit: 0 closed, 1 half-open, 2 open.")
+
+
+def redis_circuit_opened() -> Counter:
+    """Times the Redis circuit opened after repeated failures."""
+    return counter("redis_circuit_opened_total", "Times the Redis circuit opened.")
+
+
+def redis_circuit_rejections() -> Counter:
+    """Redis calls refused without calling the server while the circuit was open."""
+    return counter("redis_circuit_rejections_total", "Redis calls refused by the open circuit.")
 
 
 def outbox_backlog() -> Gauge:
@@ -178,13 +201,26 @@ def render_latest() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def metrics_router() -> APIRouter:
-    """``GET /metrics`` in the Prometheus text format."""
+def metrics_router(token: str | None = None) -> APIRouter:
+    """``GET /metrics`` in the Prometheus text format; with ``token``, for its bearer only."""
     router = APIRouter()
+    expected = f"Bearer {token}".encode() if token else None
 
     @router.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise MetricsUnauthorized(headers={"WWW-Authenticate": "Bearer"})
         payload, content_type = render_latest()
         return Response(payload, media_type=content_type)
 
     return router
+
+
+class MetricsUnauthorized(AppError):
+    """``/metrics`` without its bearer token."""
+
+    status_code = 401
+    code = "not_authenticated"
+    message = "Metrics need the configured bearer token."

@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from servicekit.redis.breaker import BreakerConnectionPool, BreakerRetry, RedisBreaker
 
 if TYPE_CHECKING:
     from servicekit.settings import ServiceSettings
@@ -52,13 +54,23 @@ class BoundedRedisCluster(RedisCluster):
     ``ConnectionError``: the callers' degraded paths handle it instead of a 500.
     """
 
-    def __init__(self, *args: Any, max_in_flight: int, wait_s: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        max_in_flight: int,
+        wait_s: float,
+        breaker: RedisBreaker | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._wait_s = wait_s
+        self._breaker = breaker
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        """Run one command once a slot is free."""
+        """Run one command once a slot is free (at once refused while the circuit is open)."""
+        if self._breaker is not None:
+            self._breaker.check()  # before waiting for a slot that hung commands hold
         try:
             async with asyncio.timeout(self._wait_s):
                 await self._in_flight.acquire()
@@ -73,7 +85,7 @@ class BoundedRedisCluster(RedisCluster):
 
 
 def create_redis(settings: ServiceSettings, url: str | None = None) -> AnyRedis:
-    """A pooled client with timeouts, jittered retries, health checks and a client name.
+    """A pooled client with timeouts, jittered retries, a circuit breaker and a client name.
 
     ``url`` defaults to ``settings.redis.url``; the ``serve`` command fills that in with
     the embedded server's socket when nothing is configured. With ``settings.redis.cluster``
@@ -83,10 +95,17 @@ def create_redis(settings: ServiceSettings, url: str | None = None) -> AnyRedis:
     url = url or cfg.url
     if not url:
         raise RuntimeError("no Redis URL: set REDIS_URL or start the embedded server")
-    retry = Retry(
-        ExponentialWithJitterBackoff(cap=cfg.backoff_cap_s, base=cfg.backoff_base_s),
-        cfg.retries,
-        supported_errors=(RedisConnectionError, RedisTimeoutError),
+    breaker = (
+        RedisBreaker(failures=cfg.breaker_failures, cooldown_s=cfg.breaker_cooldown_s)
+        if cfg.breaker_failures
+        else None
+    )
+    backoff = ExponentialWithJitterBackoff(cap=cfg.backoff_cap_s, base=cfg.backoff_base_s)
+    errors = (RedisConnectionError, RedisTimeoutError)
+    retry = (
+        BreakerRetry(backoff, cfg.retries, supported_errors=errors, breaker=breaker)
+        if breaker is not None
+        else Retry(backoff, cfg.retries, supported_errors=errors)
     )
     common = {
         "socket_timeout": cfg.socket_timeout_s,
@@ -102,11 +121,13 @@ def create_redis(settings: ServiceSettings, url: str | None = None) -> AnyRedis:
             url,
             max_in_flight=cfg.max_connections,
             wait_s=cfg.socket_timeout_s,
+            breaker=breaker,
             **{**common, "max_connections": cfg.max_connections + CLUSTER_POOL_HEADROOM},
         )
     # A blocking pool: under a burst, requests wait (up to the socket timeout) for a free
     # connection instead of failing at once with MaxConnectionsError.
-    pool = BlockingConnectionPool.from_url(url, timeout=cfg.socket_timeout_s, **common)
+    pool = BreakerConnectionPool.from_url(url, timeout=cfg.socket_timeout_s, **common)
+    pool.breaker = breaker
     return Redis.from_pool(pool)
 
 

@@ -76,6 +76,13 @@ class Deleted(ConsumedEvent, event_type="user.deleted", version=1):
     email: str
 
 
+class RegistrationAttempted(ConsumedEvent, event_type="user.registration_attempted", version=1):
+    """Someone registered the address of an existing account: tell its owner."""
+
+    user_id: uuid.UUID
+    email: str
+
+
 class SessionCreated(ConsumedEvent, event_type="session.created", version=1):
     """A sign-in opened a session."""
 
@@ -96,5 +103,6 @@ def catalog() -> EventCatalog:
         PasswordChanged,
         Deactivated,
         Deleted,
+        RegistrationAttempted,
         SessionCreated,
     )

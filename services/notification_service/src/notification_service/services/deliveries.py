@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from notification_service.errors import DeliveryNotFound, DeliveryNotRetryable
@@ -12,7 +13,6 @@ from servicekit.db.orm import utcnow
 from servicekit.db.pagination import Page, decode_cursor
 
 if TYPE_CHECKING:
-    import uuid
     from collections.abc import Callable
 
     from servicekit.db import AsyncSession
@@ -27,7 +27,7 @@ async def list_deliveries(
     limit: int,
 ) -> Page[Delivery]:
     """One page, newest first; raises ``InvalidCursor`` for a cursor not issued here."""
-    after = decode_cursor(cursor, descending=True) if cursor else None
+    after = decode_cursor(cursor, descending=True, id_type=uuid.UUID) if cursor else None
     return await DeliveryRepository.from_session(session).page(
         user_id=user_id, status=status, after=after, limit=limit
     )

@@ -36,6 +36,8 @@ class MailHandlers:
     wake: Callable[[], None]
     #: The domain of the ``Message-ID`` headers.
     message_domain: str
+    #: Where the user service's pages are (links without a token).
+    frontend_url: str
 
     def by_type(self) -> dict[str, Handler]:
         """Handlers by CloudEvents type."""
@@ -49,6 +51,7 @@ class MailHandlers:
             user_events.Deactivated: self.deactivated,
             user_events.Deleted: self.deleted,
             user_events.SessionCreated: self.session_created,
+            user_events.RegistrationAttempted: self.registration_attempted,
         }
         return {event.type_name(): handler for event, handler in table.items()}
 
@@ -116,6 +119,15 @@ class MailHandlers:
                 return  # the first device of the account is no news
         context = {"at": _when(envelope), "ip": event.ip, "user_agent": event.user_agent}
         await self._deliver(session, envelope, event.user_id, "new_sign_in", context)
+
+    async def registration_attempted(
+        self, session: AsyncSession, event: Any, envelope: CloudEvent
+    ) -> None:
+        """Tell the owner their address was registered again (the answer hid that it exists)."""
+        context = {"at": _when(envelope), "reset": f"{self.frontend_url}/reset-password"}
+        await self._deliver(
+            session, envelope, event.user_id, "account_exists", context, to=event.email
+        )
 
     async def _deliver(
         self,

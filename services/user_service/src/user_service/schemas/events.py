@@ -125,6 +125,16 @@ class PasswordResetRequested(DomainEvent, event_type="user.password_reset_reques
     expires_at: datetime
 
 
+class UserRegistrationAttempted(DomainEvent, event_type="user.registration_attempted", version=1):
+    """Someone registered an address that has an account (the enumeration-safe mode).
+
+    The registration was answered like a new one; the courier tells the owner instead.
+    """
+
+    user_id: uuid.UUID
+    email: str
+
+
 def user_subject(user_id: uuid.UUID) -> str:
     """The subject and partition key of a user's events."""
     return f"user/{user_id}"
@@ -145,4 +155,5 @@ def catalog() -> EventCatalog:
         SessionRevoked,
         EmailVerificationRequested,
         PasswordResetRequested,
+        UserRegistrationAttempted,
     )

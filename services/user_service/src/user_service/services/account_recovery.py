@@ -7,19 +7,25 @@ replaces the user's earlier tokens of that purpose.
 
 The request steps answer the same whether or not an address has an account. A link is
 asked for with an event (``user.email_verification_requested``,
-``user.password_reset_requested``) recorded in the request's transaction, its token sealed;
-the notification service sends the mail. So a mail is never lost to a crash after the
-commit, and no request waits on a mail server.
+``user.password_reset_requested``) recorded in a transaction of this service, its token
+sealed; the notification service sends the mail, so a mail is never lost to a crash after
+the commit and no request waits on a mail server. In the enumeration-safe mode
+(``enumeration_safe``) even the lookup happens after the response, in
+:meth:`AccountRecoveryService._request_later`, so the time to answer cannot tell which
+addresses are registered either.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from servicekit.db import AsyncSession, on_commit, request_transaction
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
+from servicekit.runtime import BackgroundTasks
+from user_service.addresses import normalize_email
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
@@ -28,16 +34,18 @@ from user_service.schemas.events import (
     PasswordResetRequested,
     UserEmailVerified,
     UserPasswordChanged,
+    UserRegistrationAttempted,
     user_subject,
 )
-from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
-    from servicekit.db import AsyncSession
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
     from servicekit.events import EventRecorder, Sealer
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
+    from user_service.security import PasswordHasher
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
@@ -53,6 +61,10 @@ class AccountRecoveryService:
     settings: EmailSettings
     events: EventRecorder
     sealer: Sealer
+    #: Look addresses up after the response (in :attr:`background`, on sessions of this
+    #: sessionmaker) rather than inside the request; ``None``: inside the request.
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None
+    background: BackgroundTasks = field(default_factory=lambda: BackgroundTasks("recovery"))
 
     async def request_verification(self, session: AsyncSession, *, email: str) -> None:
         """Mail a verification link to an active, unverified account with this address.
@@ -61,10 +73,7 @@ class AccountRecoveryService:
         """
         # Limited per address whether or not it is registered: the limit reveals nothing.
         await self.limiter.check([("verify_email_email", normalize_email(email))])
-        user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
-        if user is None or not user.is_active or user.is_verified:
-            return
-        await self._mail_link(session, user, TokenPurpose.VERIFY_EMAIL)
+        await self._request(session, TokenPurpose.VERIFY_EMAIL, email)
 
     async def confirm_verification(self, session: AsyncSession, *, token: str) -> User:
         """Mark the token's user verified; raises :class:`InvalidOrExpiredLink`."""
@@ -82,10 +91,49 @@ class AccountRecoveryService:
     async def request_password_reset(self, session: AsyncSession, *, email: str) -> None:
         """Mail a reset link to an active account with this address; do nothing otherwise."""
         await self.limiter.check([("password_reset_email", normalize_email(email))])
+        await self._request(session, TokenPurpose.PASSWORD_RESET, email)
+
+    async def mail_registration_attempt(self, session: AsyncSession, user: User) -> None:
+        """Tell the owner of ``user``'s address that it was registered again (an event).
+
+        The enumeration-safe registration answers a known address like a new one; this
+        notice is how its owner (and only they) learn of it.
+        """
+        await self.events(
+            session,
+            UserRegistrationAttempted(user_id=user.id, email=user.email),
+            subject=user_subject(user.id),
+        )
+
+    async def _request(self, session: AsyncSession, purpose: TokenPurpose, email: str) -> None:
+        """Mail a link of ``purpose`` if an eligible account has this address.
+
+        With a :attr:`sessionmaker`, only once the request has committed and in the
+        background, so the response cannot wait on the lookup.
+        """
+        if self.sessionmaker is None:
+            await self._mail_if_eligible(session, purpose, email)
+            return
+
+        async def later() -> None:
+            self.background.spawn(self._request_later(purpose, email))
+
+        on_commit(session, later)
+
+    async def _request_later(self, purpose: TokenPurpose, email: str) -> None:
+        assert self.sessionmaker is not None  # noqa: S101 - only scheduled with one
+        async with self.sessionmaker() as session, request_transaction(session):
+            await self._mail_if_eligible(session, purpose, email)
+
+    async def _mail_if_eligible(
+        self, session: AsyncSession, purpose: TokenPurpose, email: str
+    ) -> None:
         user = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if user is None or not user.is_active:
             return
-        await self._mail_link(session, user, TokenPurpose.PASSWORD_RESET)
+        if purpose is TokenPurpose.VERIFY_EMAIL and user.is_verified:
+            return
+        await self._mail_link(session, user, purpose)
 
     async def reset_password(self, session: AsyncSession, *, token: str, new_password: str) -> None:
         """Set a new password and revoke every session of the user.

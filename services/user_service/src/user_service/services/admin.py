@@ -8,11 +8,13 @@ leaves the system without an administrator.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from servicekit.db.pagination import Keyset, Page, decode_cursor, page_from_rows
 from servicekit.observability.logging import get_logger
+from user_service.addresses import normalize_email
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.models import Role, User
 from user_service.repositories import UserQueryRepository
@@ -23,11 +25,9 @@ from user_service.schemas.events import (
     UserRoleChanged,
     user_subject,
 )
-from user_service.security import normalize_email
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
-    import uuid
     from collections.abc import Collection
 
     from servicekit.db import AsyncSession, ConnectionSource
@@ -64,7 +64,9 @@ class AdminService:
         role: Role | None = None,
     ) -> Page[User]:
         """One page of users by creation time; raises ``InvalidCursor`` for a bad cursor."""
-        after = decode_cursor(cursor, descending=descending) if cursor is not None else None
+        after = None
+        if cursor is not None:
+            after = decode_cursor(cursor, descending=descending, id_type=uuid.UUID)
         rows = await UserQueryRepository.from_session(session).list_page(
             limit=limit + 1,
             descending=descending,

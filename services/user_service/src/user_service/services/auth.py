@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from servicekit.db.orm import utcnow
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from user_service.addresses import normalize_email
 from user_service.errors import InvalidCredentials, InvalidGrant, RefreshTokenReuse
 from user_service.models import Session, User
 from user_service.repositories import SessionRepository, UserRepository
 from user_service.schemas.events import SessionCreated, user_subject
-from user_service.security import PasswordHasher, normalize_email
 from user_service.tokens import (
     ROLE_SCOPES,
     TokenIssuer,
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from servicekit.events import EventRecorder
     from servicekit.ratelimit import Lockout, RateLimiter
     from user_service.config import JwtSettings
+    from user_service.security import PasswordHasher
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)

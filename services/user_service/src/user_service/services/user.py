@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from user_service.addresses import normalize_email
 from user_service.models import Role, User
 from user_service.repositories import UserRepository
 from user_service.schemas.events import UserRegistered, user_subject
-from user_service.security import PasswordHasher, normalize_email
 
 if TYPE_CHECKING:
     import uuid
 
     from servicekit.db import AsyncSession
     from servicekit.events import EventRecorder
+    from user_service.security import PasswordHasher
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,8 @@ async def read_login(request: Request) -> LoginRequest:
     if media_type == "application/json":
         try:
             data = json.loads(await request.body())
-        except ValueError as exc:
+        # The chassis refuses deep JSON, but not what only Python's json accepts (NaN).
+        except (ValueError, RecursionError) as exc:
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": "Invalid JSON", "type": "json_invalid"}]
             ) from exc

@@ -17,7 +17,7 @@ from user_service.deps import (
     DbSession,
     Idempotency,
     IfMatch,
-    Users,
+    Registration,
     current_snapshot,
 )
 from user_service.errors import (
@@ -64,12 +64,16 @@ def _with_etag(user: User, response: Response) -> UserRead:
 async def register(
     body: UserCreate,
     session: DbSession,
-    users: Users,
+    registration: Registration,
     response: Response,
     idempotent: Idempotency,
 ) -> UserRead:
-    """Register a new account; send an ``Idempotency-Key`` to retry safely."""
-    user = await users.create(
+    """Register a new account; send an ``Idempotency-Key`` to retry safely.
+
+    In the enumeration-safe mode (on in production) a registered address is answered like
+    a new one, and its owner is mailed instead of the 409.
+    """
+    user = await registration.register(
         session, email=body.email, password=body.password, full_name=body.full_name
     )
     response.headers["Location"] = f"/api/v1/users/{user.id}"

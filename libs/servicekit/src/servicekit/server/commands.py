@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from servicekit.db.migrations import upgrade
 from servicekit.observability.logging import get_logger
 from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.server.run import run_server
 
 if TYPE_CHECKING:
     import argparse
@@ -47,8 +48,6 @@ def serve(
     ``reload_settings`` clears the service's cached settings, so the app factory reads
     them again with the URLs exported here.
     """
-    import uvicorn  # the server is needed by this command alone
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None
     metrics_dir: Path | None = None
@@ -77,18 +76,7 @@ def serve(
             redis="embedded" if embedded else "configured",
         )
         print(f"{settings.service_name} API docs: http://{host}:{port}/docs", flush=True)  # noqa: T201
-        uvicorn.run(
-            app_factory,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=False,  # the chassis writes the access log
-            server_header=False,
-            proxy_headers=False,  # client IPs come from the trusted-proxy rules instead
-            timeout_graceful_shutdown=settings.server.graceful_timeout_s,
-        )
+        run_server(app_factory, settings)
     except KeyboardInterrupt:
         pass
     finally:

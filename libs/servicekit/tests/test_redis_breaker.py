@@ -1,0 +1,184 @@
+"""The Redis circuit breaker against a real hung server (the test's own, SIGSTOPped).
+
+After repeated timeouts every call fails at once for the cool-down, then one probe at a time
+is let through; the callers' degraded paths (cache fail-open, limiter fail-open or closed)
+behave as for any outage, only without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from servicekit.http.health import Readiness, redis_check
+from servicekit.ratelimit.limiter import RateLimiter, RateLimitUnavailable
+from servicekit.redis import AnyRedis, create_redis
+from servicekit.redis.breaker import BreakerConnectionPool, RedisBreaker, RedisCircuitOpen
+from servicekit.redis.embedded import EmbeddedRedis
+from servicekit.redis.keys import KeySpace
+from servicekit.settings import RuleSettings, ServiceSettings
+from servicekit.testing.process import free_port
+
+from .utils.cache import Thing, make_cache
+
+pytestmark = pytest.mark.integration
+
+COOLDOWN_S = 0.5
+#: What the breaker makes a refused call cost at most (measured: well under 1 ms).
+FAST_S = 0.05
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    redis = EmbeddedRedis(tmp_path, port=free_port())
+    try:
+        redis.start()
+        yield redis
+    finally:
+        if redis.process is not None:
+            redis.process.send_signal(signal.SIGCONT)
+        redis.stop()
+
+
+@contextmanager
+def frozen(server: EmbeddedRedis) -> Iterator[None]:
+    """SIGSTOP: connects still succeed (the kernel queues them) but nothing is answered."""
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+async def client(test_settings: ServiceSettings, server: EmbeddedRedis) -> AsyncIterator[AnyRedis]:
+    redis = test_settings.redis.model_copy(
+        update={
+            "socket_timeout_s": 0.2,
+            "connect_timeout_s": 0.2,
+            "retries": 1,
+            "breaker_failures": 3,
+            "breaker_cooldown_s": COOLDOWN_S,
+            "key_prefix": "",
+        }
+    )
+    client = create_redis(test_settings.model_copy(update={"redis": redis}), server.url)
+    assert await client.ping() is True
+    yield client
+    await client.aclose()
+
+
+def _breaker(client: AnyRedis) -> RedisBreaker:
+    assert isinstance(client, Redis)
+    pool = client.connection_pool
+    assert isinstance(pool, BreakerConnectionPool)
+    assert pool.breaker is not None
+    return pool.breaker
+
+
+async def _open(client: AnyRedis) -> None:
+    """Calls that time out until the circuit opens (2 commands x 2 tries >= 3 failures)."""
+    results = await asyncio.gather(*(client.ping() for _ in range(4)), return_exceptions=True)
+    assert all(isinstance(r, RedisError) for r in results), results
+    assert _breaker(client).state == "open"
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+class TestCircuit:
+    async def test_repeated_timeouts_open_it_and_calls_then_fail_at_once(
+        self, client: AnyRedis, server: EmbeddedRedis
+    ) -> None:
+        opened = _sample("redis_circuit_opened_total")
+        with frozen(server):
+            await _open(client)
+            rejected = _sample("redis_circuit_rejections_total")
+            started = time.monotonic()
+            for _ in range(20):
+                with pytest.raises(RedisCircuitOpen):
+                    await client.get("k")
+            assert time.monotonic() - started < FAST_S * 20
+            readiness = Readiness(checks={"redis": redis_check(client)})
+            assert await readiness.run_checks() == {"redis": "error: RedisCircuitOpen"}
+        assert _sample("redis_circuit_opened_total") == opened + 1
+        assert _sample("redis_circuit_rejections_total") >= rejected + 20
+        assert _sample("redis_circuit_state") == 2
+
+    async def test_after_the_cooldown_one_probe_closes_it(
+        self, client: AnyRedis, server: EmbeddedRedis
+    ) -> None:
+        with frozen(server):
+            await _open(client)
+        with pytest.raises(RedisCircuitOpen):  # the server is back, but the circuit still open
+            await client.ping()
+        await asyncio.sleep(COOLDOWN_S + 0.1)
+        assert await client.ping() is True
+        assert _breaker(client).state == "closed"
+        assert _sample("redis_circuit_state") == 0
+
+    async def test_half_open_lets_one_probe_through_and_a_failed_probe_reopens_it(
+        self, client: AnyRedis, server: EmbeddedRedis
+    ) -> None:
+        with frozen(server):
+            await _open(client)
+            await asyncio.sleep(COOLDOWN_S + 0.1)
+
+            async def ping() -> object:
+                return await client.ping()
+
+            probe = asyncio.create_task(ping())
+            await asyncio.sleep(0.02)  # the probe is waiting on the frozen server
+            started = time.monotonic()
+            with pytest.raises(RedisCircuitOpen):
+                await client.ping()  # not a second probe
+            assert time.monotonic() - started < FAST_S
+            with pytest.raises(RedisError):  # its timeout (then the reopened circuit)
+                await probe
+            assert _breaker(client).state == "open"
+
+
+class TestDegradedPaths:
+    async def test_the_cache_reads_through_without_waiting(
+        self, client: AnyRedis, server: EmbeddedRedis, test_settings: ServiceSettings
+    ) -> None:
+        cache = make_cache(client, test_settings, "breaker")
+
+        async def load() -> Thing:
+            return Thing(id=1, name="from the database")
+
+        with frozen(server):
+            await _open(client)
+            started = time.monotonic()
+            assert await cache.get_or_load(1, load) == Thing(id=1, name="from the database")
+            assert time.monotonic() - started < FAST_S
+
+    async def test_the_limiter_fails_open_or_closed_per_rule_without_waiting(
+        self, client: AnyRedis, server: EmbeddedRedis
+    ) -> None:
+        limiter = RateLimiter(
+            client,
+            {
+                "open": RuleSettings(limit=10, period_s=1),
+                "closed": RuleSettings(limit=10, period_s=1, fail_closed=True),
+            },
+            keys=KeySpace("kit", ""),
+        )
+        with frozen(server):
+            await _open(client)
+            started = time.monotonic()
+            assert await limiter.check([("open", "who")]) is not None
+            with pytest.raises(RateLimitUnavailable):
+                await limiter.check([("closed", "who")])
+            assert time.monotonic() - started < FAST_S * 2
