@@ -22,6 +22,10 @@ WORK = BENCH / ".work"
 LUA_SRC = BENCH / "lua"
 BIN = Path(sys.executable).parent
 USER_SERVICE = str(BIN / "user-service")
+# The peer: fastapi-users' SQLAlchemy example in its own locked environment (its .venv).
+PEER = BENCH / "peers" / "fastapi-users"
+PEER_PYTHON = PEER / ".venv" / "bin" / "python"
+PEER_STRATEGIES = ("jwt", "redis")
 
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))

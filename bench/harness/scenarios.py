@@ -8,10 +8,12 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from harness import peers
 from harness.common import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -19,6 +21,7 @@ from harness.common import (
     DURATION,
     OVERLOAD,
     PASSWORD,
+    PEER_STRATEGIES,
     TOKENS,
     USER_SERVICE,
     WARMUP,
@@ -59,7 +62,9 @@ class Scenarios:
     service_env: dict[str, str]
     emails: list[str]
     servers: list[Server]
+    peer_env: dict[str, str]
     results: dict[str, Any] = field(default_factory=dict)
+    revocation: dict[str, Any] = field(default_factory=dict)  # by system
 
     def run_all(self, user_ids: list[str]) -> dict[str, Any]:
         """Run every scenario, RSS sampled throughout; the results by scenario."""
@@ -71,6 +76,7 @@ class Scenarios:
         )  # fmt: skip
         with self.sampler:
             self.one_worker(ping_list, login_list)
+            self.fastapi_users()
             self.database_path(user_ids)
             self.two_workers(ping_list)
         return self.results
@@ -78,7 +84,7 @@ class Scenarios:
     def service(self, name: str, workers: int, **extra: str) -> Server:
         """A user_service server (not started) with ``extra`` environment variables."""
         env = {**self.service_env, "PORT": str(free_port()), "WORKERS": str(workers), **extra}
-        server = Server(name, [USER_SERVICE, "serve"], env, ready="/health/ready", metrics=True)
+        server = Server(name, [USER_SERVICE, "serve"], env, ready="/health/ready", kind="service")
         self.servers.append(server)
         return server
 
@@ -87,7 +93,7 @@ class Scenarios:
         env = {**self.base_env, "HOST": "127.0.0.1", "PORT": str(free_port()),
                "WORKERS": str(workers), "GRACEFUL_TIMEOUT_S": "5"}  # fmt: skip
         cmd = [sys.executable, str(BENCH / "baseline_app.py")]
-        server = Server(name, cmd, env, ready="/api/v1/ping", metrics=False)
+        server = Server(name, cmd, env, ready="/api/v1/ping", kind="baseline")
         self.servers.append(server)
         return server
 
@@ -139,6 +145,29 @@ class Scenarios:
             )
             scenarios["login"] = step("login", svc1, "list", [str(login_list)], 16)
             self.storm(svc1, login_list)
+            sign_in = partial(login, base_url=svc1.url, email=self.emails[-1], password=PASSWORD)
+            self.revocation["user_service"] = peers.refused_after_logout(
+                svc1.url, sign_in, "/api/v1/users/me", "/api/v1/auth/logout"
+            )
+
+    def fastapi_users(self) -> None:
+        """fastapi-users, one worker per strategy: ``GET /users/me`` as me_cached, then logout."""
+        for strategy in PEER_STRATEGIES:
+            name = f"fastapi_users_{strategy}"
+            peer = peers.server(f"{name}-1w", strategy, self.peer_env)
+            self.servers.append(peer)
+            with running(self.sampler, peer):
+                me_list = peers.token_list(peer, strategy, self.emails[:TOKENS])
+                for c in OVERLOAD:
+                    self.results[f"{name}_c{c}"] = self.step(
+                        f"{name}-c{c}", peer, "list", [str(me_list)], c
+                    )
+                sign_in = partial(
+                    peers.login, base_url=peer.url, strategy=strategy, email=self.emails[-1]
+                )
+                self.revocation[name] = peers.refused_after_logout(
+                    peer.url, sign_in, "/users/me", f"/auth/{strategy}/logout"
+                )
 
     def storm(self, svc1: Server, login_list: Path) -> None:
         """Logins at c=16 while me_cached runs at c=32, two wrk processes."""
