@@ -41,6 +41,7 @@ from harness.common import (
     DURATION,
     PLATFORM_VARS,
     POSTGRES_URL,
+    PROFILE,
     RAISED_LIMIT,
     RATE_LIMIT,
     RESULTS,
@@ -59,6 +60,7 @@ from harness.common import (
     tool_version,
 )
 from harness.load import Wrk, build_scripts
+from harness.profile import PROFILES
 from harness.report import chart, fmt, print_table
 from harness.scenarios import Scenarios
 from harness.seed import seed_users
@@ -97,6 +99,8 @@ def main() -> int:
     (WORK / "logs").mkdir(parents=True)
     (WORK / "data").mkdir()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if PROFILE:  # results/profiles/ holds the last profiled run's graphs, never a mix
+        shutil.rmtree(PROFILES, ignore_errors=True)
     wrk = Wrk(wrk_binary, build_scripts())
     info = RunInfo(
         wrk_binary=wrk_binary,
@@ -306,6 +310,9 @@ def collect_results(
         "all_targets_pass": all(t["pass"] for t in targets),
         "server_logs": {srv.name: srv.log_summary() for srv in servers},
         "written": [str(p.relative_to(BENCH.parent)) for p in written],
+        "profiles": sorted(str(p.relative_to(BENCH.parent)) for p in PROFILES.glob("*.svg"))
+        if PROFILE
+        else [],
     }
 
 

@@ -35,6 +35,7 @@ POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0
 RATE_LIMIT = os.environ.get("BENCH_RATE_LIMIT", "raised")
 TOKENS = int(os.environ.get("BENCH_TOKENS", "16"))
 DATED = os.environ.get("BENCH_DATED", "") not in {"", "0", "false", "no"}
+PROFILE = os.environ.get("BENCH_PROFILE", "") not in {"", "0", "false", "no"}
 
 SEEDED_USERS = 10_000
 PASSWORD = "bench-password-6d1f0a"  # every seeded user's password  # noqa: S105

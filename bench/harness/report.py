@@ -53,6 +53,8 @@ def print_table(data: dict[str, Any]) -> None:
     _print_server_logs(data["server_logs"])
     out()
     out(f"took {data['elapsed_s']:.0f} s; wrote {data['written']}")
+    if data["profiles"]:
+        out(f"py-spy flame graphs: {', '.join(data['profiles'])}")
 
 
 def _table_rows(s: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from harness import peers
+from harness import peers, profile
 from harness.common import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -22,6 +22,7 @@ from harness.common import (
     OVERLOAD,
     PASSWORD,
     PEER_STRATEGIES,
+    PROFILE,
     TOKENS,
     USER_SERVICE,
     WARMUP,
@@ -79,6 +80,8 @@ class Scenarios:
             self.fastapi_users()
             self.database_path(user_ids)
             self.two_workers(ping_list)
+        if PROFILE:
+            self.startup_profiles()
         return self.results
 
     def service(self, name: str, workers: int, **extra: str) -> Server:
@@ -117,6 +120,17 @@ class Scenarios:
             f"p99 {result['p99_ms']} ms, errors {result['errors']}")  # fmt: skip
         return result
 
+    def profiled(
+        self, label: str, server: Server, script: str, args: Sequence[str], c: int
+    ) -> None:
+        """With BENCH_PROFILE, the step once more with py-spy on the (first) worker."""
+        if not PROFILE:
+            return
+        settle(self.sampler.servers)
+        spy = profile.attach(server.worker_pids()[0], label, DURATION)
+        self.wrk.run(f"{label}-profile", server.url, script, args, c, DURATION)
+        profile.finish(spy, label)
+
     def token_list(self, server: Server, name: str) -> Path:
         """Fresh access tokens of TOKENS seeded users (tokens live 10 minutes)."""
         with httpx.Client() as client:
@@ -144,6 +158,8 @@ class Scenarios:
                 "register", svc1, "register", [secrets.token_hex(4), PASSWORD], 16
             )
             scenarios["login"] = step("login", svc1, "list", [str(login_list)], 16)
+            self.profiled("me_cached-c64", svc1, "list", [str(me_list)], 64)
+            self.profiled("login", svc1, "list", [str(login_list)], 16)
             self.storm(svc1, login_list)
             sign_in = partial(login, base_url=svc1.url, email=self.emails[-1], password=PASSWORD)
             self.revocation["user_service"] = peers.refused_after_logout(
@@ -162,6 +178,7 @@ class Scenarios:
                     self.results[f"{name}_c{c}"] = self.step(
                         f"{name}-c{c}", peer, "list", [str(me_list)], c
                     )
+                self.profiled(f"{name}-c64", peer, "list", [str(me_list)], 64)
                 sign_in = partial(
                     peers.login, base_url=peer.url, strategy=strategy, email=self.emails[-1]
                 )
@@ -211,6 +228,21 @@ class Scenarios:
             self.results["user_uncached"] = self.step(
                 "user_uncached", svc_nc, "list", [str(ids_list)], 64
             )
+            self.profiled("user_uncached", svc_nc, "list", [str(ids_list)], 64)
+
+    def startup_profiles(self) -> None:
+        """Start-up from exec to ready of the service, the peer and the baseline, profiled."""
+        for name, server in (
+            ("startup-user_service", self.service("user_service-profiled", 1)),
+            (
+                "startup-fastapi_users_jwt",
+                peers.server("fastapi_users-profiled", "jwt", self.peer_env),
+            ),
+            ("startup-baseline", self.baseline("baseline-profiled", 1)),
+        ):
+            if server in self.servers:  # not one of the measured servers
+                self.servers.remove(server)
+            profile.startup(name, server)
 
     def two_workers(self, ping_list: Path) -> None:
         """Two workers: me_cached and the baseline."""
