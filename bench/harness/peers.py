@@ -127,14 +127,17 @@ def warm_bytecode(peer_env: dict[str, str]) -> None:
     """Import each app once before anything is timed, so both start from compiled bytecode.
 
     uv installs without compiling (``.pyc`` files are written on first import); without
-    this, whichever app started first would pay for compiling its libraries.
+    this, an app whose libraries were never imported would pay for compiling them at every
+    timed start (and in its peak RSS). ``PYTHONDONTWRITEBYTECODE`` is dropped for these
+    imports only: the servers read the files whatever it says.
     """
+    env = {k: v for k, v in peer_env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with open(WORK / "logs" / "setup.log", "ab") as log_file:
         for python, module, cwd in (
             (sys.executable, "user_service.main", WORK),
             (str(PEER_PYTHON), "app.app", PEER),
         ):
-            subprocess.run([python, "-c", f"import {module}"], env=peer_env, cwd=cwd,
+            subprocess.run([python, "-c", f"import {module}"], env=env, cwd=cwd,
                            check=True, stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
 
 
