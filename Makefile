@@ -96,7 +96,7 @@ docs: $(SYNC) ## Regenerate docs/configuration.md (settings) and docs/events.md 
 	$(UV) run --frozen python scripts/gen_events_docs.py
 
 .PHONY: bench
-bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk, then the events step (needs PostgreSQL on 127.0.0.1:5432; ~5 min)
+bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline and fastapi-users (its own locked env, bench/peers/) with wrk, then the events step (needs PostgreSQL on 127.0.0.1:5432; ~7 min)
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(UV) run --frozen python bench/run.py
 	$(UV) run --frozen python bench/events.py
 
