@@ -93,6 +93,13 @@ class IntrospectionSettings(BaseModel):
     clients: dict[str, SecretStr] = Field(default_factory=dict)
 
 
+class OAuthSettings(BaseModel):
+    """The OAuth 2 token endpoint."""
+
+    #: `client_id` of tokens issued to first-party apps (sign-in without client credentials).
+    first_party_client_id: str = Field("first-party", min_length=1, max_length=64)
+
+
 class SmtpSettings(BaseModel):
     """The SMTP relay used by ``email.backend=smtp``."""
 
@@ -212,6 +219,7 @@ class UserServiceSettings(ServiceSettings):
     jwt: JwtSettings = JwtSettings()
     password: PasswordSettings = PasswordSettings()
     introspection: IntrospectionSettings = IntrospectionSettings()
+    oauth: OAuthSettings = OAuthSettings()
     email: EmailSettings = EmailSettings()
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()

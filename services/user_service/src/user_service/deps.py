@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from typing import Annotated, Any, TypeVar, cast
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
@@ -17,6 +20,7 @@ from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address, component
 from servicekit.state import app_state
 from user_service.config import UserServiceSettings
+from user_service.errors import InvalidClient
 from user_service.keys import PublishedJwks
 from user_service.models import IdempotencyKey, User
 from user_service.schemas.user import UserSnapshot
@@ -25,6 +29,7 @@ from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService, ClientInfo
 from user_service.services.idempotency import IdempotencyReplay, idempotency
+from user_service.services.oauth import ClientCredentials, OAuthService
 from user_service.services.session import SessionService
 from user_service.services.token_admin import TokenAdminService
 from user_service.services.user import UserService
@@ -33,7 +38,7 @@ from user_service.services.user_cache import CachedUsers
 T = TypeVar("T")
 
 _oauth2 = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/login",
+    tokenUrl="/oauth/token",
     scheme_name="OAuth2Password",
     description="Sign in with email (as username) and password; the access token is sent as a "
     "Bearer token.",
@@ -58,6 +63,7 @@ AccountRecovery = Annotated[AccountRecoveryService, Depends(component(AccountRec
 UserAdmin = Annotated[AdminService, Depends(component(AdminService))]
 UserSessions = Annotated[SessionService, Depends(component(SessionService))]
 TokenAdmin = Annotated[TokenAdminService, Depends(component(TokenAdminService))]
+OAuth = Annotated[OAuthService, Depends(component(OAuthService))]
 
 
 async def get_current_principal(
@@ -119,6 +125,41 @@ async def get_introspection_client(
         credentials.username if credentials else None,
         credentials.password if credentials else None,
     )
+
+
+class ClientBasicAuth(HTTPBasic):
+    """HTTP Basic client authentication, decoded as RFC 6749 §2.3.1 says.
+
+    The id and the secret are form-encoded before they are joined with ``:``, so a secret
+    with ``+``, ``/`` or ``=`` arrives escaped; FastAPI's ``HTTPBasic`` does not undo that.
+    A malformed header is ``invalid_client``; another scheme (or none) is no credential.
+    """
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request
+    ) -> ClientCredentials | None:
+        """The presented client credentials, or ``None`` without a Basic header."""
+        scheme, param = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(param, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidClient("The Basic credentials are not base64 of id:secret.") from exc
+        client_id, colon, secret = decoded.partition(":")
+        if not colon or not client_id:
+            raise InvalidClient("The Basic credentials are not base64 of id:secret.")
+        return ClientCredentials(
+            unquote_plus(client_id), unquote_plus(secret), "client_secret_basic"
+        )
+
+
+_client_basic = ClientBasicAuth(
+    auto_error=False,
+    scheme_name="ClientSecretBasic",
+    description="OAuth client id and secret, each form-encoded (RFC 6749 §2.3.1).",
+)
+BasicClient = Annotated[ClientCredentials | None, Depends(_client_basic)]
 
 
 class IdempotentRequest:
@@ -240,6 +281,7 @@ __all__ = [
     "Accounts",
     "AdminPrincipal",
     "Auth",
+    "BasicClient",
     "Client",
     "CurrentPrincipal",
     "CurrentUser",
@@ -248,6 +290,7 @@ __all__ = [
     "IfMatch",
     "IntrospectionClient",
     "Jwks",
+    "OAuth",
     "ReadConnections",
     "RedisClient",
     "Settings",

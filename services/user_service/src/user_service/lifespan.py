@@ -24,6 +24,7 @@ from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService
+from user_service.services.oauth import OAuthService
 from user_service.services.revocation import (
     DenylistMaintainer,
     SessionRevoker,
@@ -129,17 +130,19 @@ def _provide_services(
         }
     )
     state.provide(UserService(hasher, events))
+    auth = AuthService(
+        hasher=hasher,
+        issuer=issuer,
+        lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
+        limiter=state.rate_limiter,
+        revoker=revoker,
+        jwt=settings.jwt,
+        refresh_secret=settings.secret_key.get_secret_value(),
+        events=events,
+    )
+    state.provide(auth)
     state.provide(
-        AuthService(
-            hasher=hasher,
-            issuer=issuer,
-            lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
-            limiter=state.rate_limiter,
-            revoker=revoker,
-            jwt=settings.jwt,
-            refresh_secret=settings.secret_key.get_secret_value(),
-            events=events,
-        )
+        OAuthService(auth=auth, first_party_client_id=settings.oauth.first_party_client_id)
     )
     state.provide(AccountService(hasher, revoker, events))
     state.provide(SessionService(revoker))

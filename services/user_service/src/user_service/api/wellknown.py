@@ -28,7 +28,7 @@ async def openid_configuration(
     return {
         "issuer": settings.jwt.issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "token_endpoint": f"{issuer}/api/v1/auth/login",
+        "token_endpoint": f"{issuer}/oauth/token",
         "revocation_endpoint": f"{issuer}/api/v1/auth/revoke",
         "introspection_endpoint": f"{issuer}/api/v1/auth/introspect",
         "grant_types_supported": ["password", "refresh_token"],

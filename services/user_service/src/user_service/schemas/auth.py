@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+_SECRET: dict[str, Any] = {"format": "password"}
 
 
 class LoginRequest(BaseModel):
@@ -25,15 +27,34 @@ class RefreshRequest(BaseModel):
     refresh_token: str = Field(min_length=16, max_length=256, repr=False)
 
 
+class TokenRequest(BaseModel):
+    """An RFC 6749 token request; which fields apply depends on ``grant_type``.
+
+    ``password``: ``username`` (the email) and ``password``. ``refresh_token``:
+    ``refresh_token``. ``client_credentials``: the client authenticates (HTTP Basic, or
+    ``client_id`` and ``client_secret`` here). ``scope`` narrows what is granted.
+    """
+
+    grant_type: str = Field(
+        min_length=1, max_length=64, examples=["password", "refresh_token", "client_credentials"]
+    )
+    username: str | None = Field(None, max_length=320, description="The account's email.")
+    password: str | None = Field(None, max_length=1024, repr=False, json_schema_extra=_SECRET)
+    refresh_token: str | None = Field(None, max_length=256, repr=False)
+    scope: str | None = Field(None, max_length=1000, description="Space-separated scopes.")
+    client_id: str | None = Field(None, max_length=128)
+    client_secret: str | None = Field(None, max_length=256, repr=False, json_schema_extra=_SECRET)
+
+
 class TokenResponse(BaseModel):
-    """OAuth2-style token response (RFC 6749 §5.1)."""
+    """OAuth2 token response (RFC 6749 §5.1); a client-credentials grant has no refresh token."""
 
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
     expires_in: int = Field(description="Access-token lifetime in seconds.")
-    refresh_token: str
+    refresh_token: str | None = None
     scope: str
-    session_id: uuid.UUID
+    session_id: uuid.UUID | None = None
 
 
 class IntrospectionResponse(BaseModel):
@@ -49,3 +70,17 @@ class IntrospectionResponse(BaseModel):
     iss: str | None = None
     aud: str | None = None
     client_id: str | None = None
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 §5.2 error response of the OAuth endpoints."""
+
+    error: Literal[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    ]
+    error_description: str | None = None

@@ -83,13 +83,7 @@ async def read_login(request: Request) -> LoginRequest:
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:
-    return TokenResponse(
-        access_token=pair.access_token,
-        expires_in=pair.expires_in,
-        refresh_token=pair.refresh_token,
-        scope=pair.scope,
-        session_id=pair.session_id,
-    )
+    return TokenResponse.model_validate(pair, from_attributes=True)
 
 
 _LOGIN_BODY = {
