@@ -85,14 +85,6 @@ class PasswordSettings(BaseModel):
         return self
 
 
-class IntrospectionSettings(BaseModel):
-    """Service credentials allowed to call ``/auth/introspect`` (client id → secret)."""
-
-    #: Client id → secret, sent as HTTP Basic credentials to `/api/v1/auth/introspect`. Empty:
-    #: every call gets 401 `invalid_client`.
-    clients: dict[str, SecretStr] = Field(default_factory=dict)
-
-
 class OAuthSettings(BaseModel):
     """The OAuth 2 token endpoint."""
 
@@ -218,7 +210,6 @@ class UserServiceSettings(ServiceSettings):
     service_name: str = "user_service"
     jwt: JwtSettings = JwtSettings()
     password: PasswordSettings = PasswordSettings()
-    introspection: IntrospectionSettings = IntrospectionSettings()
     oauth: OAuthSettings = OAuthSettings()
     email: EmailSettings = EmailSettings()
     cache: CacheSettings = CacheSettings()

@@ -10,11 +10,11 @@ from typing import Annotated, Any, TypeVar, cast
 from urllib.parse import unquote_plus
 
 from fastapi import Depends, Header, Request, Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
+from fastapi.security import HTTPBasic, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
 
-from servicekit.auth import InvalidToken, Principal, require_scopes
+from servicekit.auth import InvalidToken, Principal, require_any_scope, require_scopes
 from servicekit.auth.deps import authenticate_token
 from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address, component
@@ -30,6 +30,7 @@ from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService, ClientInfo
 from user_service.services.idempotency import IdempotencyReplay, idempotency
 from user_service.services.oauth import ClientCredentials, OAuthService
+from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.session import SessionService
 from user_service.services.token_admin import TokenAdminService
 from user_service.services.user import UserService
@@ -63,6 +64,7 @@ AccountRecovery = Annotated[AccountRecoveryService, Depends(component(AccountRec
 UserAdmin = Annotated[AdminService, Depends(component(AdminService))]
 UserSessions = Annotated[SessionService, Depends(component(SessionService))]
 TokenAdmin = Annotated[TokenAdminService, Depends(component(TokenAdminService))]
+OAuthClients = Annotated[OAuthClientService, Depends(component(OAuthClientService))]
 OAuth = Annotated[OAuthService, Depends(component(OAuthService))]
 
 
@@ -108,24 +110,6 @@ async def current_snapshot(request: Request, connections: ConnectionSource) -> U
 #: ``openapi_extra`` of a route that authenticates with :func:`current_snapshot`.
 BEARER_SECURITY: dict[str, Any] = {"security": [{_oauth2.scheme_name: []}]}
 
-_introspection_client = HTTPBasic(
-    auto_error=False, realm="introspection", description="A service credential from settings."
-)
-
-
-async def get_introspection_client(
-    token_admin: TokenAdmin,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(_introspection_client)],
-) -> str:
-    """The authenticated introspection client's id, or 401 ``invalid_client``.
-
-    A dependency, so a caller without credentials gets 401 before the form is validated.
-    """
-    return token_admin.authenticate_client(
-        credentials.username if credentials else None,
-        credentials.password if credentials else None,
-    )
-
 
 class ClientBasicAuth(HTTPBasic):
     """HTTP Basic client authentication, decoded as RFC 6749 §2.3.1 says.
@@ -149,8 +133,12 @@ class ClientBasicAuth(HTTPBasic):
         client_id, colon, secret = decoded.partition(":")
         if not colon or not client_id:
             raise InvalidClient("The Basic credentials are not base64 of id:secret.")
+        plain = unquote_plus(secret)
         return ClientCredentials(
-            unquote_plus(client_id), unquote_plus(secret), "client_secret_basic"
+            unquote_plus(client_id),
+            plain,
+            "client_secret_basic",
+            undecoded_secret=secret if secret != plain else None,
         )
 
 
@@ -265,13 +253,17 @@ async def get_if_match(
 
 
 Settings = Annotated[UserServiceSettings, Depends(get_service_settings)]
-IntrospectionClient = Annotated[str, Depends(get_introspection_client)]
 IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminPrincipal = Annotated[
     Principal, Depends(require_scopes("admin", principal_dependency=get_current_principal))
+]
+#: An administrator, or a service granted ``users:read`` (reads of any user's account).
+UserReader = Annotated[
+    Principal,
+    Depends(require_any_scope("admin", "users:read", principal_dependency=get_current_principal)),
 ]
 Client = Annotated[ClientInfo, Depends(get_client_info)]
 Idempotency = Annotated[IdempotentRequest, Depends(get_idempotent_request)]
@@ -288,14 +280,15 @@ __all__ = [
     "DbSession",
     "Idempotency",
     "IfMatch",
-    "IntrospectionClient",
     "Jwks",
     "OAuth",
+    "OAuthClients",
     "ReadConnections",
     "RedisClient",
     "Settings",
     "TokenAdmin",
     "UserAdmin",
+    "UserReader",
     "UserSessions",
     "Users",
 ]

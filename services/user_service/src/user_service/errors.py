@@ -141,3 +141,17 @@ class IdempotencyKeyInUse(Conflict):
 
     code = "idempotency_key_in_use"
     message = "A request with this Idempotency-Key is still in progress; retry shortly."
+
+
+class ClientNotFound(NotFound):
+    """No OAuth client with that id."""
+
+    code = "client_not_found"
+    message = "No such OAuth client."
+
+
+class ClientAlreadyRegistered(Conflict):
+    """An OAuth client with that id exists (disabled ones included)."""
+
+    code = "client_already_registered"
+    message = "An OAuth client with this id already exists."

@@ -25,6 +25,7 @@ from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService
 from user_service.services.oauth import OAuthService
+from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.revocation import (
     DenylistMaintainer,
     SessionRevoker,
@@ -139,10 +140,18 @@ def _provide_services(
         jwt=settings.jwt,
         refresh_secret=settings.secret_key.get_secret_value(),
         events=events,
+        first_party_client_id=settings.oauth.first_party_client_id,
     )
     state.provide(auth)
+    first_party = settings.oauth.first_party_client_id
+    clients = OAuthClientService(
+        revoke_tokens=revoker.list_after_commit,
+        default_audience=settings.jwt.audience,
+        first_party_client_id=first_party,
+    )
+    state.provide(clients)
     state.provide(
-        OAuthService(auth=auth, first_party_client_id=settings.oauth.first_party_client_id)
+        OAuthService(auth=auth, clients=clients, issuer=issuer, first_party_client_id=first_party)
     )
     state.provide(AccountService(hasher, revoker, events))
     state.provide(SessionService(revoker))
@@ -152,7 +161,8 @@ def _provide_services(
             revoker=revoker,
             authenticator=state.authenticator(),
             jwt=settings.jwt,
-            clients=settings.introspection,
+            clients=clients,
+            first_party_client_id=first_party,
         )
     )
 

@@ -74,7 +74,7 @@ class SignedIn:
 
     def set(self, case: Case[Any], data: str, ctx: AuthContext) -> None:
         value = f"Bearer {data}"
-        if ctx.operation.path.endswith("/auth/introspect"):
+        if ctx.operation.path == "/oauth/introspect":
             # Service credentials (HTTP Basic), not a user's token.
             client = base64.b64encode(os.environ["FUZZ_INTROSPECTION"].encode()).decode()
             value = f"Basic {client}"

@@ -46,6 +46,15 @@ class TokenRequest(BaseModel):
     client_secret: str | None = Field(None, max_length=256, repr=False, json_schema_extra=_SECRET)
 
 
+class TokenForm(BaseModel):
+    """A revocation (RFC 7009) or introspection (RFC 7662) request."""
+
+    token: str = Field(min_length=1, max_length=4096, repr=False)
+    token_type_hint: str | None = Field(None, max_length=64)
+    client_id: str | None = Field(None, max_length=128)
+    client_secret: str | None = Field(None, max_length=256, repr=False, json_schema_extra=_SECRET)
+
+
 class TokenResponse(BaseModel):
     """OAuth2 token response (RFC 6749 §5.1); a client-credentials grant has no refresh token."""
 
@@ -61,7 +70,8 @@ class IntrospectionResponse(BaseModel):
     """RFC 7662 §2.2; inactive tokens carry only ``active: false``."""
 
     active: bool
-    token_type: Literal["access_token", "refresh_token"] | None = None
+    #: The token's type for using it (RFC 6749 §7.1): ``Bearer``; absent for refresh tokens.
+    token_type: Literal["Bearer"] | None = None
     sub: str | None = None
     sid: str | None = None
     scope: str | None = None

@@ -5,12 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from user_service.errors import InvalidClient, InvalidRequest, UnsupportedGrantType
+from user_service.errors import (
+    InvalidRequest,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from user_service.services.auth import TokenPair
 
 if TYPE_CHECKING:
     from servicekit.db import AsyncSession
+    from user_service.models import OAuthClient
     from user_service.schemas.auth import TokenRequest
-    from user_service.services.auth import AuthService, ClientInfo, TokenPair
+    from user_service.services.auth import AuthService, ClientInfo
+    from user_service.services.oauth_clients import OAuthClientService
+    from user_service.tokens import TokenIssuer
+
+GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
+#: What the first-party public client may do: sign a user in and refresh.
+PUBLIC_GRANTS = ("password", "refresh_token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +34,14 @@ class ClientCredentials:
     secret: str | None
     #: ``client_secret_basic``, ``client_secret_post`` or ``none`` (a public client).
     method: str
+    #: A Basic secret before form-decoding, when that changes it: some clients (Authlib)
+    #: do not form-encode as §2.3.1 asks, so a secret with ``+`` is accepted either way.
+    undecoded_secret: str | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets this presentation may mean."""
+        given = (self.secret, self.undecoded_secret)
+        return tuple(secret for secret in given if secret is not None)
 
 
 def presented_client(
@@ -41,10 +62,12 @@ def presented_client(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OAuthService:
-    """Dispatches a token request to its grant; never commits."""
+    """Authenticates the client and dispatches a token request to its grant; never commits."""
 
     auth: AuthService
-    #: The client of first-party apps that sign in without client credentials.
+    clients: OAuthClientService
+    issuer: TokenIssuer
+    #: The public client of first-party apps (no secret; password and refresh grants).
     first_party_client_id: str
 
     async def token(
@@ -55,19 +78,59 @@ class OAuthService:
         credentials: ClientCredentials | None,
         client: ClientInfo,
     ) -> TokenPair:
-        """Answer a token request (RFC 6749 §4.3 password, §6 refresh)."""
-        if credentials is not None and (
-            credentials.secret is not None or credentials.client_id != self.first_party_client_id
-        ):
-            raise InvalidClient
-        if request.grant_type == "password":
+        """Answer a token request (RFC 6749 §4.3 password, §4.4 client credentials, §6 refresh)."""
+        grant = request.grant_type
+        if grant not in GRANT_TYPES:
+            raise UnsupportedGrantType
+        client_id, registered = await self.client_of(session, credentials)
+        allowed = registered.grant_types if registered else PUBLIC_GRANTS
+        if grant not in allowed:
+            raise UnauthorizedClient
+        if grant == "password":
             if not request.username or not request.password:
                 raise InvalidRequest("The password grant needs username and password.")
             return await self.auth.login(
-                session, email=request.username, password=request.password, client=client
+                session,
+                email=request.username,
+                password=request.password,
+                client=client,
+                client_id=client_id,
             )
-        if request.grant_type == "refresh_token":
+        if grant == "refresh_token":
             if not request.refresh_token:
                 raise InvalidRequest("The refresh_token grant needs refresh_token.")
-            return await self.auth.refresh(session, refresh_token=request.refresh_token)
-        raise UnsupportedGrantType
+            return await self.auth.refresh(
+                session, refresh_token=request.refresh_token, client_id=client_id
+            )
+        assert registered is not None  # noqa: S101 - public clients have no such grant
+        return self._service_token(registered, request.scope)
+
+    async def client_of(
+        self, session: AsyncSession, credentials: ClientCredentials | None
+    ) -> tuple[str, OAuthClient | None]:
+        """The calling client: the first-party public client, or an authenticated one."""
+        if credentials is None or (
+            credentials.client_id == self.first_party_client_id and credentials.secret is None
+        ):
+            return self.first_party_client_id, None
+        registered = await self.clients.authenticate(session, credentials)
+        return registered.id, registered
+
+    def _service_token(self, registered: OAuthClient, scope: str | None) -> TokenPair:
+        requested = set(scope.split()) if scope else set(registered.scopes)
+        if not requested <= set(registered.scopes):
+            raise InvalidScope
+        scopes = sorted(requested)
+        access = self.issuer.service_token(
+            client_id=registered.id,
+            revocation_id=registered.revocation_id,
+            scopes=scopes,
+            audience=registered.audience,
+        )
+        return TokenPair(
+            access_token=access.token,
+            expires_in=access.expires_in,
+            refresh_token=None,
+            scope=" ".join(scopes),
+            session_id=None,
+        )

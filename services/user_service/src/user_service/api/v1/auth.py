@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -21,18 +21,14 @@ from user_service.deps import (
     CurrentPrincipal,
     CurrentUser,
     DbSession,
-    IntrospectionClient,
-    TokenAdmin,
 )
 from user_service.errors import (
-    InvalidClient,
     InvalidCredentials,
     InvalidGrant,
     PasswordPolicyViolation,
     WrongPassword,
 )
 from user_service.schemas.auth import (
-    IntrospectionResponse,
     LoginRequest,
     RefreshRequest,
     TokenResponse,
@@ -175,44 +171,3 @@ async def change_password(
         new_password=body.new_password,
         current_session_id=principal.session_id,
     )
-
-
-@router.post(
-    "/revoke",
-    response_class=Response,  # RFC 7009: 200 with no body
-    responses={
-        200: {"description": "Revoked, or the token was not valid anyway."},
-        **problem_responses(422),
-    },
-)
-async def revoke(
-    token: Annotated[str, Form(min_length=1, max_length=4096)],
-    session: DbSession,
-    token_admin: TokenAdmin,
-    token_type_hint: Annotated[str | None, Form()] = None,
-) -> Response:
-    """Revoke a refresh or access token (RFC 7009); the answer is 200 whatever the token."""
-    await token_admin.revoke(session, token=token, hint=token_type_hint)
-    return Response(status_code=status.HTTP_200_OK)
-
-
-@router.post(
-    "/introspect",
-    response_model_exclude_none=True,
-    responses=problem_responses(InvalidClient, 422),
-)
-async def introspect(
-    token: Annotated[str, Form(min_length=1, max_length=4096)],
-    client_id: IntrospectionClient,
-    session: DbSession,
-    token_admin: TokenAdmin,
-    token_type_hint: Annotated[str | None, Form()] = None,
-) -> IntrospectionResponse:
-    """Whether a token is active and what it grants (RFC 7662); for service credentials."""
-    result = await token_admin.introspect(
-        session,
-        client_id=client_id,
-        token=token,
-        hint=token_type_hint,
-    )
-    return IntrospectionResponse.model_validate(result)
