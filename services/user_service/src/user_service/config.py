@@ -17,8 +17,9 @@ from servicekit.settings import EXTERNAL_SECRET, RateLimitSettings, RuleSettings
 class JwtSettings(BaseModel):
     """Access and refresh tokens."""
 
-    #: The `iss` claim, and the base URL of the discovery document's links.
-    issuer: str = "http://127.0.0.1:8000"
+    #: The `iss` claim and the base URL of the metadata's links (the public URL). Empty: the
+    #: address served, `http://{HOST}:{PORT}` (127.0.0.1 for a wildcard host).
+    issuer: str = ""
     #: The `aud` claim required in access tokens.
     audience: str = "api"
     #: Algorithm of the signing key (Ed25519 or RSA).
@@ -215,6 +216,16 @@ class UserServiceSettings(ServiceSettings):
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()
     rate_limit: UserServiceRateLimits = UserServiceRateLimits()
+
+    @model_validator(mode="after")
+    def _issuer_defaults_to_the_served_address(self) -> Self:
+        # Runs after the chassis folded HOST and PORT into `server`.
+        if not self.jwt.issuer:
+            host = self.server.host
+            host = "127.0.0.1" if host in {"", "0.0.0.0", "::"} else host  # noqa: S104  # nosec B104 - compared, not bound
+            host = f"[{host}]" if ":" in host else host
+            self.jwt.issuer = f"http://{host}:{self.server.port}"
+        return self
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

@@ -26,6 +26,11 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.USER: ("user",),
     Role.ADMIN: ("user", "admin"),
 }
+#: Scopes a client may be granted that this service itself honours.
+SERVICE_SCOPES = ("users:read",)
+SUPPORTED_SCOPES = frozenset(
+    {*SERVICE_SCOPES, *(s for scopes in ROLE_SCOPES.values() for s in scopes)}
+)
 
 
 @dataclass(frozen=True)

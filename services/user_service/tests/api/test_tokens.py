@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -20,6 +21,7 @@ from user_service.config import UserServiceSettings
 from user_service.keys import load_signing_key
 
 from ..utils.auth import bearer, login
+from ..utils.clients import ClientWith
 from ..utils.users import register
 
 pytestmark = pytest.mark.integration
@@ -69,11 +71,27 @@ class TestPublishedKeys:
         assert claims["client_id"] == "first-party"
         assert jwt.get_unverified_header(tokens["access_token"])["typ"] == "at+jwt"
 
-    async def test_discovery_document(self, client: httpx.AsyncClient) -> None:
-        doc = (await client.get("/.well-known/openid-configuration")).json()
-        assert doc["jwks_uri"].endswith("/.well-known/jwks.json")
-        assert doc["introspection_endpoint"].endswith("/api/v1/auth/introspect")
-        assert doc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+    async def test_authorization_server_metadata_validates_with_authlib(
+        self, client_with: ClientWith
+    ) -> None:
+        """RFC 8414, validated by an independent implementation (which requires https)."""
+        async with client_with(jwt={"issuer": "https://users.example"}) as client:
+            response = await client.get("/.well-known/oauth-authorization-server")
+        doc = response.json()
+        AuthorizationServerMetadata(doc).validate()
+        assert doc["issuer"] == "https://users.example"
+        assert doc["token_endpoint"] == "https://users.example/oauth/token"
+        assert doc["introspection_endpoint"] == "https://users.example/oauth/introspect"
+        assert set(doc["grant_types_supported"]) == {
+            "password",
+            "refresh_token",
+            "client_credentials",
+        }
+        assert "authorization_endpoint" not in doc
+
+    async def test_there_is_no_openid_document(self, client: httpx.AsyncClient) -> None:
+        """No ID tokens are issued: advertising OpenID Connect would be false."""
+        assert (await client.get("/.well-known/openid-configuration")).status_code == 404
 
 
 class TestForgedTokens:
