@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from servicekit.db.engine import create_engine
 from servicekit.db.session import create_sessionmaker
 from servicekit.http.client_ip import parse_networks
+from servicekit.http.docs import install_docs
 from servicekit.http.error_handlers import install_error_handlers
 from servicekit.http.health import Readiness, database_check, health_router, redis_check
 from servicekit.http.middleware import ChassisMiddleware
@@ -71,9 +72,15 @@ def create_app(
         # FastAPI's native instrumentation would duplicate it, and asking whether it is
         # configured reads the environment on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # install_docs serves them without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
-    install_openapi(app)
+    install_docs(app)
+    rate_limits = settings.rate_limit
+    install_openapi(
+        app, rate_limited_prefix=rate_limits.api_prefix if rate_limits.enabled else None
+    )
     _add_middleware(app, settings)
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)

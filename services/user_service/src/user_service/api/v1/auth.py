@@ -62,47 +62,49 @@ async def read_login(request: Request) -> LoginRequest:
             ) from exc
     elif media_type in {_FORM, "multipart/form-data"}:
         form = await request.form()
-        data = {
-            "email": form.get("username") or form.get("email"),
-            "password": form.get("password"),
-        }
+        data = {"email": form.get("username"), "password": form.get("password")}
     else:
         raise UnsupportedMediaType
+    names = _FORM_NAMES if media_type != "application/json" else {}
     try:
         return LoginRequest.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            {**err, "loc": ("body", *err["loc"])}
+        errors = [  # named as the client sent them: the form's `username` is the email
+            {**err, "loc": ("body", *(names.get(str(part), part) for part in err["loc"]))}
             for err in exc.errors(include_url=False, include_input=False)
         ]
         raise RequestValidationError(errors) from exc
+
+
+#: The OAuth2 password form's field for each ``LoginRequest`` field it names differently.
+_FORM_NAMES = {"email": "username"}
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:
     return TokenResponse.model_validate(pair, from_attributes=True)
 
 
-_LOGIN_BODY = {
-    "required": True,
-    "content": {
-        _FORM: {
-            "schema": {
-                "type": "object",
-                "required": ["username", "password"],
-                "properties": {
-                    "username": {"type": "string", "description": "The account's email."},
-                    "password": {"type": "string", "format": "password"},
-                },
-            }
+def _login_body() -> dict[str, Any]:
+    """Both bodies ``read_login`` accepts, with the same bounds as ``LoginRequest``."""
+    schema = LoginRequest.model_json_schema()
+    fields = schema["properties"]
+    form = {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": {**fields["email"], "title": "Username", "description": "The email."},
+            "password": {**fields["password"], "format": "password"},
         },
-        "application/json": {"schema": LoginRequest.model_json_schema()},
-    },
-}
+    }
+    return {
+        "required": True,
+        "content": {_FORM: {"schema": form}, "application/json": {"schema": schema}},
+    }
 
 
 @router.post(
     "/login",
-    openapi_extra={"requestBody": _LOGIN_BODY},
+    openapi_extra={"requestBody": _login_body()},
     dependencies=[Depends(rate_limit("login_ip"))],
     responses=problem_responses(
         InvalidCredentials, UnsupportedMediaType, RateLimited, RateLimitUnavailable, 422
