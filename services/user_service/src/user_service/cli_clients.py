@@ -62,12 +62,20 @@ def run(settings: UserServiceSettings, args: argparse.Namespace) -> int:
         spec = _spec(args) if args.clients_command == "create" else None
         result = asyncio.run(_run(settings, lambda svc, session: _act(svc, session, args, spec)))
     except (AppError, ValidationError) as exc:
-        reason = f"{exc.code}: {exc.detail}" if isinstance(exc, AppError) else str(exc)
+        reason = (
+            f"{exc.code}: {exc.detail}"
+            if isinstance(exc, AppError)
+            else "invalid: " + "; ".join(_described(err) for err in exc.errors())
+        )
         sys.stderr.write(f"clients {args.clients_command}: {reason}\n")
         return 1
     for line in result:
         sys.stdout.write(json.dumps(line, default=str) + "\n")
     return 0
+
+
+def _described(error: Any) -> str:
+    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
 
 
 def _spec(args: argparse.Namespace) -> ClientCreate:

@@ -9,6 +9,7 @@ import pytest
 from authlib.integrations.base_client import OAuthError
 
 from ..utils.auth import bearer
+from ..utils.clients import ClientWith
 from ..utils.oauth import TOKEN_URL, oauth_client
 from ..utils.users import PASSWORD, register
 
@@ -59,6 +60,22 @@ class TestPasswordAndRefreshGrants:
         assert (await client.post("/api/v1/auth/logout", headers=bearer(tokens))).status_code == 204
         refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
         _assert_oauth_error(await client.post("/oauth/token", data=refresh), "invalid_grant")
+
+    async def test_reuse_revokes_the_session_though_the_answer_is_an_error(
+        self, client_with: ClientWith
+    ) -> None:
+        """The revocation commits (``commit_changes``) before the RFC 6749 answer is made."""
+        async with client_with(jwt={"refresh_grace_seconds": 0}) as client:
+            user = await register(client)
+            login = {"grant_type": "password", "username": user["email"], "password": PASSWORD}
+            first = (await client.post("/oauth/token", data=login)).json()
+            refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+            second = (await client.post("/oauth/token", data=refresh)).json()
+            _assert_oauth_error(await client.post("/oauth/token", data=refresh), "invalid_grant")
+            newer = {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]}
+            _assert_oauth_error(await client.post("/oauth/token", data=newer), "invalid_grant")
+            me = await client.get("/api/v1/users/me", headers=bearer(second))
+            assert me.status_code == 401
 
 
 class TestErrors:

@@ -6,7 +6,7 @@ under ``/api/v1/auth`` call the same service methods for first-party apps.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response, status
 
@@ -35,9 +35,14 @@ _TOKEN_ERRORS = (
 )
 
 
+#: Client authentication is optional where first-party apps, a public client, call too.
+_OPTIONAL_CLIENT_AUTH: dict[str, Any] = {"security": [{}]}
+
+
 @router.post(
     "/token",
     response_model_exclude_none=True,
+    openapi_extra=_OPTIONAL_CLIENT_AUTH,
     responses={
         **oauth_error_responses(*_TOKEN_ERRORS),
         **problem_responses(RateLimited, RateLimitUnavailable),
@@ -62,6 +67,7 @@ async def token(
 @router.post(
     "/revoke",
     response_class=Response,  # RFC 7009: 200 with no body
+    openapi_extra=_OPTIONAL_CLIENT_AUTH,
     responses={
         200: {"description": "Revoked, or the token was not valid anyway."},
         **oauth_error_responses("invalid_request", "invalid_client"),

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from user_service.schemas.fields import StoredText
+
 _SECRET: dict[str, Any] = {"format": "password"}
 
 
@@ -15,7 +17,7 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    email: str = Field(min_length=3, max_length=320)
+    email: StoredText = Field(min_length=3, max_length=320)
     password: str = Field(min_length=1, max_length=1024, repr=False)
 
 
@@ -38,11 +40,11 @@ class TokenRequest(BaseModel):
     grant_type: str = Field(
         min_length=1, max_length=64, examples=["password", "refresh_token", "client_credentials"]
     )
-    username: str | None = Field(None, max_length=320, description="The account's email.")
+    username: StoredText | None = Field(None, max_length=320, description="The account's email.")
     password: str | None = Field(None, max_length=1024, repr=False, json_schema_extra=_SECRET)
     refresh_token: str | None = Field(None, max_length=256, repr=False)
     scope: str | None = Field(None, max_length=1000, description="Space-separated scopes.")
-    client_id: str | None = Field(None, max_length=128)
+    client_id: StoredText | None = Field(None, max_length=128)
     client_secret: str | None = Field(None, max_length=256, repr=False, json_schema_extra=_SECRET)
 
 
@@ -51,7 +53,7 @@ class TokenForm(BaseModel):
 
     token: str = Field(min_length=1, max_length=4096, repr=False)
     token_type_hint: str | None = Field(None, max_length=64)
-    client_id: str | None = Field(None, max_length=128)
+    client_id: StoredText | None = Field(None, max_length=128)
     client_secret: str | None = Field(None, max_length=256, repr=False, json_schema_extra=_SECRET)
 
 

@@ -47,7 +47,11 @@ class ClientCredentials:
 def presented_client(
     basic: ClientCredentials | None, client_id: str | None, client_secret: str | None
 ) -> ClientCredentials | None:
-    """The client credentials of a request: HTTP Basic or form fields, never both."""
+    """The client credentials of a request: HTTP Basic or form fields, never both.
+
+    Empty form fields count as absent (HTML forms and some clients send them).
+    """
+    client_id, client_secret = client_id or None, client_secret or None
     if basic is not None:
         if client_secret is not None or (client_id is not None and client_id != basic.client_id):
             raise InvalidRequest("Authenticate the client with one method only.")
