@@ -29,7 +29,7 @@ from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService, ClientInfo
 from user_service.services.idempotency import IdempotencyReplay, idempotency
-from user_service.services.oauth import ClientCredentials, OAuthService
+from user_service.services.oauth import OAuthService, PresentedClient
 from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.session import SessionService
 from user_service.services.token_admin import TokenAdminService
@@ -121,7 +121,7 @@ class ClientBasicAuth(HTTPBasic):
 
     async def __call__(  # type: ignore[override]
         self, request: Request
-    ) -> ClientCredentials | None:
+    ) -> PresentedClient | None:
         """The presented client credentials, or ``None`` without a Basic header."""
         scheme, param = get_authorization_scheme_param(request.headers.get("authorization"))
         if scheme.lower() != "basic":
@@ -134,10 +134,9 @@ class ClientBasicAuth(HTTPBasic):
         if not colon or not client_id:
             raise InvalidClient("The Basic credentials are not base64 of id:secret.")
         plain = unquote_plus(secret)
-        return ClientCredentials(
+        return PresentedClient(
             unquote_plus(client_id),
             plain,
-            "client_secret_basic",
             undecoded_secret=secret if secret != plain else None,
         )
 
@@ -147,7 +146,7 @@ _client_basic = ClientBasicAuth(
     scheme_name="ClientSecretBasic",
     description="OAuth client id and secret, each form-encoded (RFC 6749 §2.3.1).",
 )
-BasicClient = Annotated[ClientCredentials | None, Depends(_client_basic)]
+BasicClient = Annotated[PresentedClient | None, Depends(_client_basic)]
 
 
 class IdempotentRequest:

@@ -27,13 +27,12 @@ PUBLIC_GRANTS = ("password", "refresh_token")
 
 
 @dataclass(frozen=True, slots=True)
-class ClientCredentials:
+class PresentedClient:
     """What a caller presented to authenticate as a client (RFC 6749 §2.3.1)."""
 
     client_id: str
+    #: ``None``: a public client (first-party apps), which sends only its id.
     secret: str | None
-    #: ``client_secret_basic``, ``client_secret_post`` or ``none`` (a public client).
-    method: str
     #: A Basic secret before form-decoding, when that changes it: some clients (Authlib)
     #: do not form-encode as §2.3.1 asks, so a secret with ``+`` is accepted either way.
     undecoded_secret: str | None = None
@@ -45,8 +44,8 @@ class ClientCredentials:
 
 
 def presented_client(
-    basic: ClientCredentials | None, client_id: str | None, client_secret: str | None
-) -> ClientCredentials | None:
+    basic: PresentedClient | None, client_id: str | None, client_secret: str | None
+) -> PresentedClient | None:
     """The client credentials of a request: HTTP Basic or form fields, never both.
 
     Empty form fields count as absent (HTML forms and some clients send them).
@@ -60,8 +59,7 @@ def presented_client(
         if client_secret is not None:
             raise InvalidRequest("client_secret needs client_id.")
         return None
-    method = "none" if client_secret is None else "client_secret_post"
-    return ClientCredentials(client_id, client_secret, method)
+    return PresentedClient(client_id, client_secret)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,7 +77,7 @@ class OAuthService:
         session: AsyncSession,
         *,
         request: TokenRequest,
-        credentials: ClientCredentials | None,
+        credentials: PresentedClient | None,
         client: ClientInfo,
     ) -> TokenPair:
         """Answer a token request (RFC 6749 §4.3 password, §4.4 client credentials, §6 refresh)."""
@@ -110,7 +108,7 @@ class OAuthService:
         return self._service_token(registered, request.scope)
 
     async def client_of(
-        self, session: AsyncSession, credentials: ClientCredentials | None
+        self, session: AsyncSession, credentials: PresentedClient | None
     ) -> tuple[str, OAuthClient | None]:
         """The calling client: the first-party public client, or an authenticated one."""
         if credentials is None or (

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from servicekit.db import AsyncSession
     from user_service.schemas.oauth_client import ClientCreate
-    from user_service.services.oauth import ClientCredentials
+    from user_service.services.oauth import PresentedClient
 
 log = get_logger(__name__)
 #: Compared against when the client id is unknown, so timing does not reveal which ids exist.
@@ -85,9 +85,7 @@ class OAuthClientService:
             log.info("oauth.client_disabled", client_id=client.id)
         return client
 
-    async def authenticate(
-        self, session: AsyncSession, presented: ClientCredentials
-    ) -> OAuthClient:
+    async def authenticate(self, session: AsyncSession, presented: PresentedClient) -> OAuthClient:
         """The enabled client whose secret this is; raises :class:`InvalidClient` otherwise."""
         client = await OAuthClientRepository.from_session(session).get(presented.client_id)
         expected = client.secret_hash if client is not None else _NO_SUCH_SECRET

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from servicekit.db import AsyncSession
     from user_service.config import JwtSettings
     from user_service.models import Session
-    from user_service.services.oauth import ClientCredentials
+    from user_service.services.oauth import PresentedClient
     from user_service.services.oauth_clients import OAuthClientService
     from user_service.services.revocation import SessionRevoker
 
@@ -36,7 +36,7 @@ class TokenAdminService:
         self,
         session: AsyncSession,
         *,
-        caller: ClientCredentials | None,
+        caller: PresentedClient | None,
         token: str,
         hint: str | None,
     ) -> None:
@@ -74,7 +74,7 @@ class TokenAdminService:
         self,
         session: AsyncSession,
         *,
-        caller: ClientCredentials | None,
+        caller: PresentedClient | None,
         token: str,
         hint: str | None,
     ) -> dict[str, Any]:
