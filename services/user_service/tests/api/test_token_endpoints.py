@@ -202,17 +202,34 @@ class TestIntrospection:
 
 
 class TestRevocation:
-    async def test_authlib_revokes_a_refresh_token(
-        self, client: httpx.AsyncClient, service: dict[str, Any]
-    ) -> None:
+    async def test_authlib_revokes_a_refresh_token(self, client: httpx.AsyncClient) -> None:
         user = await register(client)
         tokens = await login(client, user["email"])
-        async with oauth_client(client, client_id="orders-service", client_secret=SECRET) as oauth:
+        async with oauth_client(
+            client, client_id="first-party", token_endpoint_auth_method="none"
+        ) as oauth:
             response = await oauth.revoke_token(
                 REVOKE_URL, tokens["refresh_token"], token_type_hint="refresh_token"
             )
         assert response.status_code == 200
         assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 401
+
+    async def test_a_client_revokes_only_its_own_tokens(
+        self, client: httpx.AsyncClient, service: dict[str, Any]
+    ) -> None:
+        """RFC 7009 §2.1: a token issued to another client is refused, and stays valid."""
+        user = await register(client)
+        tokens = await login(client, user["email"])
+        async with oauth_client(client, client_id="orders-service", client_secret=SECRET) as oauth:
+            for token in (tokens["refresh_token"], tokens["access_token"]):
+                response = await oauth.revoke_token(REVOKE_URL, token)
+                assert response.status_code == 400
+                assert response.json()["error"] == "unauthorized_client"
+            own = await oauth.fetch_token(TOKEN_URL, grant_type="client_credentials")
+            # A service token has no session to end: revoking it answers 200 and changes
+            # nothing (disabling the client revokes its tokens).
+            assert (await oauth.revoke_token(REVOKE_URL, own["access_token"])).status_code == 200
+        assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 200
 
     async def test_a_public_client_revokes_an_access_token(self, client: httpx.AsyncClient) -> None:
         user = await register(client)

@@ -70,7 +70,7 @@ async def token(
     openapi_extra=_OPTIONAL_CLIENT_AUTH,
     responses={
         200: {"description": "Revoked, or the token was not valid anyway."},
-        **oauth_error_responses("invalid_request", "invalid_client"),
+        **oauth_error_responses("invalid_request", "invalid_client", "unauthorized_client"),
     },
 )
 async def revoke(

@@ -84,7 +84,8 @@ class OAuthService:
         grant = request.grant_type
         if grant not in GRANT_TYPES:
             raise UnsupportedGrantType
-        client_id, registered = await self.client_of(session, credentials)
+        registered = await self.clients.caller(session, credentials)
+        client_id = registered.id if registered else self.first_party_client_id
         allowed = registered.grant_types if registered else PUBLIC_GRANTS
         if grant not in allowed:
             raise UnauthorizedClient
@@ -106,17 +107,6 @@ class OAuthService:
             )
         assert registered is not None  # noqa: S101 - public clients have no such grant
         return self._service_token(registered, request.scope)
-
-    async def client_of(
-        self, session: AsyncSession, credentials: PresentedClient | None
-    ) -> tuple[str, OAuthClient | None]:
-        """The calling client: the first-party public client, or an authenticated one."""
-        if credentials is None or (
-            credentials.client_id == self.first_party_client_id and credentials.secret is None
-        ):
-            return self.first_party_client_id, None
-        registered = await self.clients.authenticate(session, credentials)
-        return registered.id, registered
 
     def _service_token(self, registered: OAuthClient, scope: str | None) -> TokenPair:
         requested = set(scope.split()) if scope else set(registered.scopes)

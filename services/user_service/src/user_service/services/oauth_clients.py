@@ -85,6 +85,16 @@ class OAuthClientService:
             log.info("oauth.client_disabled", client_id=client.id)
         return client
 
+    async def caller(
+        self, session: AsyncSession, presented: PresentedClient | None
+    ) -> OAuthClient | None:
+        """The authenticated client; ``None`` for the first-party public client (no secret)."""
+        if presented is None or (
+            presented.client_id == self.first_party_client_id and presented.secret is None
+        ):
+            return None
+        return await self.authenticate(session, presented)
+
     async def authenticate(self, session: AsyncSession, presented: PresentedClient) -> OAuthClient:
         """The enabled client whose secret this is; raises :class:`InvalidClient` otherwise."""
         client = await OAuthClientRepository.from_session(session).get(presented.client_id)

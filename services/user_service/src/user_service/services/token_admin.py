@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from servicekit.auth import Authenticator, InvalidToken
 from servicekit.db.orm import utcnow
-from user_service.errors import InvalidClient
+from user_service.errors import InvalidClient, UnauthorizedClient
 from user_service.repositories import SessionRepository
 from user_service.tokens import hash_token
 
@@ -43,14 +43,17 @@ class TokenAdminService:
         """Revoke the session behind a refresh or access token.
 
         A confidential client authenticates (RFC 7009 §2.1); first-party apps are public and
-        send no secret. Unknown tokens are ignored (RFC 7009 §2.2: the answer is the same,
-        so it reveals nothing); so is a service's own token, which has no session (disable
-        its client instead).
+        send no secret. A client may revoke only tokens issued to it (``unauthorized_client``
+        otherwise). Unknown tokens are ignored (RFC 7009 §2.2: the answer is the same, so it
+        reveals nothing); so is a service's own token, which has no session (disable its
+        client instead).
         """
-        if caller is not None and caller.secret is not None:
-            await self.clients.authenticate(session, caller)
+        registered = await self.clients.caller(session, caller)
+        caller_id = registered.id if registered else self.first_party_client_id
         record = await self._refresh_session(session, token)
         if record is not None:
+            if (record.client_id or self.first_party_client_id) != caller_id:
+                raise UnauthorizedClient("This token was issued to another client.")
             await self.revoker.revoke(
                 session, user_id=record.user_id, session_ids=[record.id], reason="revoked"
             )
@@ -63,6 +66,8 @@ class TokenAdminService:
             return
         if principal.is_service:
             return
+        if principal.client_id != caller_id:
+            raise UnauthorizedClient("This token was issued to another client.")
         await self.revoker.revoke(
             session,
             user_id=principal.user_id,
@@ -83,9 +88,8 @@ class TokenAdminService:
         Only registered clients may ask; ``client_id`` is the client the token was issued
         to, not the caller.
         """
-        if caller is None or caller.secret is None:
+        if await self.clients.caller(session, caller) is None:
             raise InvalidClient
-        await self.clients.authenticate(session, caller)
         if hint != REFRESH_HINT:
             try:
                 principal = await self.authenticator.authenticate(token)
