@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
 from user_service.models import User
 
+from .utils.clients import ClientWith
 from .utils.users import LIVE_PREFIX
 
 
@@ -77,3 +80,21 @@ async def live_client(
         yield client
     async with db_engine.begin() as conn:
         await conn.execute(delete(User).where(User.email.like(f"{LIVE_PREFIX}%")))
+
+
+@pytest.fixture
+def client_with(settings: UserServiceSettings, db_session: AsyncSession) -> ClientWith:
+    """A rolled-back client of an app whose settings groups are updated.
+
+    For example ``client_with(http={"cors_origins": [...]})``.
+    """
+
+    @asynccontextmanager
+    async def make(**groups: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+        update = {name: getattr(settings, name).model_copy(update=v) for name, v in groups.items()}
+        app = create_app(settings.model_copy(update=update))
+        override_db_session(app, db_session)
+        async with app_client(app) as client:
+            yield client
+
+    return make

@@ -43,6 +43,7 @@ class Issuer:
             "sub": str(user_id),
             "sid": str(session_id or uuid.uuid4()),
             "scope": scopes,
+            "client_id": "first-party",
             "jti": uuid.uuid4().hex,
             "iat": now,
             "nbf": now,

@@ -1,4 +1,4 @@
-"""``user-service serve | relay | migrate | create-admin | keys generate``."""
+"""``user-service serve | relay | migrate | create-admin | keys generate | clients …``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from servicekit.errors import AppError
 from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
 from servicekit.server.commands import ServiceCommands, add_service_commands
+from user_service import cli_clients
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = keys_sub.add_parser("generate", help="print a new private key (PEM)")
     gen.add_argument("--algorithm", choices=["EdDSA", "RS256"], default="EdDSA")
     gen.add_argument("--out", type=Path, help="write to this new file (0600) instead of stdout")
+    cli_clients.add_parser(sub)
     return parser
 
 
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "relay":
         asyncio.run(run_relay(settings, outbox))
         return 0
+    if args.command == "clients":
+        return cli_clients.run(settings, args)
     return create_admin(settings, args.email, args.password_stdin)
 
 

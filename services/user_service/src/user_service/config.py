@@ -17,8 +17,9 @@ from servicekit.settings import RateLimitSettings, RuleSettings, ServiceSettings
 class JwtSettings(BaseModel):
     """Access and refresh tokens."""
 
-    #: The `iss` claim, and the base URL of the discovery document's links.
-    issuer: str = "http://127.0.0.1:8000"
+    #: The `iss` claim and the base URL of the metadata's links (the public URL). Empty: the
+    #: address served, `http://{HOST}:{PORT}` (127.0.0.1 for a wildcard host).
+    issuer: str = ""
     #: The `aud` claim required in access tokens.
     audience: str = "api"
     #: Algorithm of the signing key (Ed25519 or RSA).
@@ -85,12 +86,11 @@ class PasswordSettings(BaseModel):
         return self
 
 
-class IntrospectionSettings(BaseModel):
-    """Service credentials allowed to call ``/auth/introspect`` (client id → secret)."""
+class OAuthSettings(BaseModel):
+    """The OAuth 2 token endpoint."""
 
-    #: Client id → secret, sent as HTTP Basic credentials to `/api/v1/auth/introspect`. Empty:
-    #: every call gets 401 `invalid_client`.
-    clients: dict[str, SecretStr] = Field(default_factory=dict)
+    #: `client_id` of tokens issued to first-party apps (sign-in without client credentials).
+    first_party_client_id: str = Field("first-party", min_length=1, max_length=64)
 
 
 class EmailSettings(BaseModel):
@@ -179,7 +179,7 @@ class UserServiceSettings(ServiceSettings):
     service_name: str = "user_service"
     jwt: JwtSettings = JwtSettings()
     password: PasswordSettings = PasswordSettings()
-    introspection: IntrospectionSettings = IntrospectionSettings()
+    oauth: OAuthSettings = OAuthSettings()
     email: EmailSettings = EmailSettings()
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()
@@ -193,6 +193,16 @@ class UserServiceSettings(ServiceSettings):
     def hides_accounts(self) -> bool:
         """Whether the enumeration-safe mode is on (``enumeration_safe``, else production)."""
         return self.is_production if self.enumeration_safe is None else self.enumeration_safe
+
+    @model_validator(mode="after")
+    def _issuer_defaults_to_the_served_address(self) -> Self:
+        # Runs after the chassis folded HOST and PORT into `server`.
+        if not self.jwt.issuer:
+            host = self.server.host
+            host = "127.0.0.1" if host in {"", "0.0.0.0", "::"} else host  # noqa: S104  # nosec B104 - compared, not bound
+            host = f"[{host}]" if ":" in host else host
+            self.jwt.issuer = f"http://{host}:{self.server.port}"
+        return self
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

@@ -23,6 +23,8 @@ from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService
+from user_service.services.oauth import OAuthService
+from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.registration import RegistrationService
 from user_service.services.revocation import (
     DenylistMaintainer,
@@ -135,17 +137,27 @@ def _provide_services(
         }
     )
     state.provide(UserService(hasher, events))
+    auth = AuthService(
+        hasher=hasher,
+        issuer=issuer,
+        lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
+        limiter=state.rate_limiter,
+        revoker=revoker,
+        jwt=settings.jwt,
+        refresh_secret=settings.secret_key.get_secret_value(),
+        events=events,
+        first_party_client_id=settings.oauth.first_party_client_id,
+    )
+    state.provide(auth)
+    first_party = settings.oauth.first_party_client_id
+    clients = OAuthClientService(
+        revoke_tokens=revoker.list_after_commit,
+        default_audience=settings.jwt.audience,
+        first_party_client_id=first_party,
+    )
+    state.provide(clients)
     state.provide(
-        AuthService(
-            hasher=hasher,
-            issuer=issuer,
-            lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
-            limiter=state.rate_limiter,
-            revoker=revoker,
-            jwt=settings.jwt,
-            refresh_secret=settings.secret_key.get_secret_value(),
-            events=events,
-        )
+        OAuthService(auth=auth, clients=clients, issuer=issuer, first_party_client_id=first_party)
     )
     state.provide(AccountService(hasher, revoker, events))
     state.provide(SessionService(revoker))
@@ -155,7 +167,8 @@ def _provide_services(
             revoker=revoker,
             authenticator=state.authenticator(),
             jwt=settings.jwt,
-            clients=settings.introspection,
+            clients=clients,
+            first_party_client_id=first_party,
         )
     )
 

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from servicekit.settings import Environment, EventSettings
-from user_service.config import (
-    DEFAULT_RULES,
-    IntrospectionSettings,
-    JwtSettings,
-    UserServiceSettings,
-)
+from user_service.config import DEFAULT_RULES, JwtSettings, UserServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -30,17 +25,6 @@ class TestRateLimitSettings:
         assert rules["login_ip"].period_s == DEFAULT_RULES["login_ip"]["period_s"]
         assert rules["login_ip"].fail_closed is True
         assert set(rules) == set(DEFAULT_RULES)
-
-
-class TestProductionChecks:
-    def test_short_introspection_secret_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match=r"introspection\.clients\.orders"):
-            UserServiceSettings(
-                environment=Environment.PRODUCTION,
-                secret_key=SecretStr("k" * 48),
-                jwt=JwtSettings(private_key=SecretStr("pem")),
-                introspection=IntrospectionSettings(clients={"orders": SecretStr("short")}),
-            )
 
 
 class TestEnumerationSafeMode:
