@@ -82,6 +82,12 @@ class UsersSettings(BaseModel):
     audience: str = "api"
     #: Its service name: the key space of its streams and denylist on the shared Redis.
     namespace: str = "user_service"
+    #: This service's OAuth client there (`user-service clients create notification_service
+    #: --scope users:read`); set, the courier reads each recipient's current address and
+    #: name when it sends. Unset: the address the events announced last.
+    client_id: str | None = None
+    #: The secret of `client_id`.
+    client_secret: SecretStr | None = None
 
 
 class NotificationServiceSettings(ServiceSettings):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 from notification_service.models import inbox
 from notification_service.schemas.events import catalog
 from notification_service.services.courier import Courier
+from notification_service.services.directory import UserDirectory
 from notification_service.services.handlers import MailHandlers
 from notification_service.services.rendering import MailRenderer
 from notification_service.services.transport import build_transport
@@ -39,6 +40,7 @@ def build_courier(
         Sealer(settings.events.seal_keys),
         email=settings.email,
         settings=settings.courier,
+        directory=UserDirectory.of(settings.users),
     )
 
 

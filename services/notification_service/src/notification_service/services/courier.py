@@ -33,11 +33,13 @@ from servicekit.observability.logging import get_logger
 from servicekit.runtime import BackgroundLoop
 
 if TYPE_CHECKING:
+    import uuid
     from email.message import EmailMessage
 
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from notification_service.config import CourierSettings, EmailSettings
+    from notification_service.services.directory import UserDirectory
     from notification_service.services.rendering import MailRenderer
     from notification_service.services.transport import MailTransport
     from servicekit.db import AsyncSession
@@ -74,6 +76,7 @@ class Courier(BackgroundLoop):
         *,
         email: EmailSettings,
         settings: CourierSettings,
+        directory: UserDirectory | None = None,
     ) -> None:
         super().__init__(name="courier", interval_s=settings.poll_interval_s, grace_s=5.0)
         self.sessionmaker = sessionmaker
@@ -82,6 +85,8 @@ class Courier(BackgroundLoop):
         self.sealer = sealer
         self.email = email
         self.settings = settings
+        #: Where a recipient's current address comes from (``None``: the events' alone).
+        self.directory = directory
 
     async def step(self) -> None:
         """Send every delivery due now, a batch at a time."""
@@ -128,10 +133,8 @@ class Courier(BackgroundLoop):
         address = delivery.recipient
         if kind.link_path is not None:
             context["link"] = self._link(kind.link_path, delivery.context)
-        elif delivery.user_id is not None:  # the address as last announced
-            async with self.sessionmaker() as session:
-                known = await RecipientRepository.from_session(session).get(delivery.user_id)
-            address = known.email if known is not None else address
+        elif delivery.user_id is not None:
+            address, context["name"] = await self._current(delivery.user_id, address, context)
         if not address:
             raise RenderError("no address to send to (erased or never known)")
         mail = self.renderer.render(delivery.kind, context)
@@ -139,9 +142,28 @@ class Courier(BackgroundLoop):
             mail,
             sender=self.email.from_address,
             to=address,
-            name=delivery.recipient_name or "",
+            name=str(context["name"]),
             message_id=delivery.message_id,
         )
+
+    async def _current(
+        self, user_id: uuid.UUID, address: str | None, context: dict[str, Any]
+    ) -> tuple[str | None, str]:
+        """The address and name now: the user service's, else the events' last ones."""
+        contact = await self.directory.contact(user_id) if self.directory else None
+        if contact is not None:
+            return contact.email, contact.full_name
+        async with self.sessionmaker() as session:
+            known = await RecipientRepository.from_session(session).get(user_id)
+        if known is None:
+            return address, str(context["name"])
+        return known.email, known.full_name
+
+    async def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop sending; the directory's connections close with it."""
+        await super().stop(timeout_s)
+        if self.directory is not None:
+            await self.directory.aclose()
 
     def _link(self, path: str, context: dict[str, Any]) -> str:
         expires_at = datetime.fromisoformat(str(context["expires_at"]))
