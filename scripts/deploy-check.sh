@@ -86,6 +86,8 @@ step "Dockerfile steps + image smoke run" python scripts/dockerfile_smoke.py
 step "docker-compose config" compose_config
 step "compose refuses missing secrets" compose_requires_secrets
 step "nginx -t" nginx_config
+step "nginx routes (real nginx)" python scripts/check_nginx_routes.py
+step "service database script" python scripts/check_service_database.py
 step "Kubernetes manifests" python scripts/check_k8s.py
 step "deploy env vs settings classes" python scripts/check_deploy_env.py
 step "promtool check config" promtool check config deploy/prometheus/prometheus.yml
