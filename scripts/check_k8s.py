@@ -1,14 +1,17 @@
 """Validate deploy/k8s offline: Kubernetes schemas plus the invariants the manifests promise.
 
-1. Every complete manifest file (base and overlays; not kustomization.yaml, not
-   ``*-patch.yaml``) is validated on its own with kubernetes-validate.
-2. Each kustomization (the base and every overlay) is rendered with ``kubectl kustomize``
+1. Every complete manifest file (the bases ``base`` (user service) and
+   ``notification-service``, and the overlays; not kustomization.yaml, not ``*-patch.yaml``)
+   is validated on its own with kubernetes-validate.
+2. Each kustomization (every base and overlay) is rendered with ``kubectl kustomize``
    (or ``kustomize build``) and the output is validated, so the patches and generators are
    checked as the cluster would receive them. Without either tool this step is skipped
    with a warning; step 1 still runs.
 3. Cross-references kubernetes-validate cannot see: Service, PodDisruptionBudget and the
    pod template agree on labels, the HPA targets an existing Deployment, referenced
-   ConfigMaps exist, every container has probes, resources and a hardened security context.
+   ConfigMaps exist, every container has resources and a hardened security context, and
+   every Deployment container that serves (declares a port) has probes; one without a port
+   (a worker) has no HTTP to probe, and the kubelet restarts it when its process exits.
 
 Schemas: the oldest and the newest Kubernetes release kubernetes-validate bundles that we
 support (``K8S_VERSIONS``), with ``--strict`` (unknown fields are errors).
@@ -144,7 +147,7 @@ def workload_problems(
         resources = container.get("resources", {})
         if not resources.get("requests") or not resources.get("limits"):
             problems.append(f"{at}: resources need requests and limits")
-        if kind == "Deployment":
+        if kind == "Deployment" and container.get("ports"):
             problems += [f"{at}: no {probe}" for probe in PROBES if probe not in container]
         for source in container.get("envFrom", []):
             ref = source.get("configMapRef", {}).get("name")
@@ -163,19 +166,21 @@ def main() -> int:
     say(f"k8s: validating {len(standalone)} manifest files one by one")
     validate(standalone)
 
-    problems = check_invariants(
-        "deploy/k8s/base (files)",
-        [
-            d
-            for p in (K8S / "base").glob("*.yaml")
-            for d in documents(p.read_text())
-            if p.name != "kustomization.yaml"
-        ],
-        rendered=False,
-    )
+    kustomizations = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+    problems: list[str] = []
+    for directory in kustomizations:
+        problems += check_invariants(
+            f"{directory.relative_to(ROOT)} (files)",
+            [
+                d
+                for p in directory.glob("*.yaml")
+                if p.name != "kustomization.yaml" and not p.name.endswith("-patch.yaml")
+                for d in documents(p.read_text())
+            ],
+            rendered=False,
+        )
 
     render = renderer()
-    kustomizations = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
     if render is None:
         say(
             "k8s: WARNING: neither `kubectl kustomize` nor `kustomize` is installed; the "

@@ -18,18 +18,28 @@ step() {
 }
 
 # Compose needs the values deploy/.env provides; placeholders stand in for the check only.
+SECRETS=(POSTGRES_PASSWORD USER_SERVICE_SECRET_KEY EVENT_SEAL_KEYS NOTIFICATION_DB_PASSWORD
+    NOTIFICATION_SERVICE_SECRET_KEY)
+placeholders() {
+    export POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-placeholder-password}
+    export USER_SERVICE_SECRET_KEY=${USER_SERVICE_SECRET_KEY:-placeholder-secret-key-of-32-chars!!}
+    export EVENT_SEAL_KEYS=${EVENT_SEAL_KEYS:-'["placeholder-seal-key-of-32-characters!"]'}
+    export NOTIFICATION_DB_PASSWORD=${NOTIFICATION_DB_PASSWORD:-placeholder-password-2}
+    export NOTIFICATION_SERVICE_SECRET_KEY=${NOTIFICATION_SERVICE_SECRET_KEY:-placeholder-secret-key-of-32-chars!?}
+}
+
 compose_config() {
     (
         cd deploy
-        export POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-placeholder-password}
-        export USER_SERVICE_SECRET_KEY=${USER_SERVICE_SECRET_KEY:-placeholder-secret-key-of-32-chars!!}
-        export EVENT_SEAL_KEYS=${EVENT_SEAL_KEYS:-'["placeholder-seal-key-of-32-characters!"]'}
+        placeholders
         docker-compose -f docker-compose.yml config -q
         services=$(docker-compose -f docker-compose.yml --profile monitoring config --services)
-        grep -qx prometheus <<<"$services" || {
-            echo "the monitoring profile has no prometheus service" >&2
-            exit 1
-        }
+        for service in prometheus alertmanager; do
+            grep -qx "$service" <<<"$services" || {
+                echo "the monitoring profile has no $service service" >&2
+                exit 1
+            }
+        done
     )
 }
 
@@ -44,18 +54,33 @@ prometheus_config() {
     rm -rf "$dir"
 }
 
-# Without the secrets the stack must refuse to start rather than run with empty ones.
-compose_requires_secrets() {
-    local out empty status=0
+# Without any one of the secrets the stack must refuse to start rather than run with an
+# empty one.
+compose_requires_secrets() (
+    cd deploy
+    placeholders
     empty=$(mktemp)
-    out=$(cd deploy && env -u POSTGRES_PASSWORD -u USER_SERVICE_SECRET_KEY -u EVENT_SEAL_KEYS \
-        docker-compose -f docker-compose.yml --env-file "$empty" config -q 2>&1) || status=$?
-    rm -f "$empty"
-    if [ "$status" -eq 0 ] || ! grep -q "POSTGRES_PASSWORD\|USER_SERVICE_SECRET_KEY" <<<"$out"; then
-        echo "docker-compose.yml must refuse a missing POSTGRES_PASSWORD / USER_SERVICE_SECRET_KEY:" >&2
-        echo "$out" >&2
-        return 1
-    fi
+    trap 'rm -f "$empty"' EXIT
+    for secret in "${SECRETS[@]}"; do
+        status=0
+        out=$(env -u "$secret" \
+            docker-compose -f docker-compose.yml --env-file "$empty" config -q 2>&1) || status=$?
+        if [ "$status" -eq 0 ] || ! grep -q "$secret" <<<"$out"; then
+            echo "docker-compose.yml must refuse a missing $secret:" >&2
+            echo "$out" >&2
+            exit 1
+        fi
+    done
+)
+
+# The config loads, and alerts of either severity reach the mail receiver.
+alertmanager_config() {
+    local config=deploy/alertmanager/alertmanager.yml severity
+    amtool check-config "$config"
+    for severity in critical warning; do
+        amtool config routes test --config.file="$config" --verify.receivers=operators-mail \
+            severity="$severity" alertname=DeployCheck job=notification_service 2>/dev/null
+    done
 }
 
 nginx_config() {
@@ -72,11 +97,14 @@ step "Dockerfile steps + image smoke run" python scripts/dockerfile_smoke.py
 step "docker-compose config" compose_config
 step "compose refuses missing secrets" compose_requires_secrets
 step "nginx -t" nginx_config
+step "nginx routes (real nginx)" python scripts/check_nginx_routes.py
+step "service database script" python scripts/check_service_database.py
 step "Kubernetes manifests" python scripts/check_k8s.py
 step "deploy env vs settings classes" python scripts/check_deploy_env.py
 step "promtool check config" prometheus_config
 step "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
 step "promtool test rules" promtool test rules deploy/prometheus/alerts.test.yml
+step "amtool check-config + routes" alertmanager_config
 
 echo "--- deploy-check: OK"
 printf '    %s\n' "${timings[@]}"

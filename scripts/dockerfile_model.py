@@ -1,6 +1,7 @@
 """deploy/Dockerfile and .dockerignore as the smoke run reads them.
 
-Stages and their instructions, flags, exec-form commands, and Docker's ignore-pattern matching.
+Stages and their instructions, the targets (final images) and the stages each is built from,
+flags, exec-form commands, and Docker's ignore-pattern matching.
 """
 
 from __future__ import annotations
@@ -28,10 +29,21 @@ class Instruction:
 
 @dataclass
 class Stage:
-    """One build stage: its name and instructions."""
+    """One build stage: its name, what it is built ``FROM`` and its instructions."""
 
     name: str
+    base: str = ""
     instructions: list[Instruction] = field(default_factory=list)
+
+    def copied_from(self) -> list[str]:
+        """The ``--from`` of each of its ``COPY`` instructions."""
+        found = []
+        for ins in self.instructions:
+            if ins.keyword == "COPY":
+                source = split_flags(ins.args)[0].get("from")
+                if source is not None:
+                    found.append(source)
+        return found
 
 
 def parse_dockerfile(text: str) -> list[Stage]:
@@ -53,10 +65,44 @@ def parse_dockerfile(text: str) -> list[Stage]:
         if instruction.keyword == "FROM":
             words = instruction.args.split()
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else str(len(stages))
-            stages.append(Stage(name))
+            stages.append(Stage(name, words[0]))
         elif stages:
             stages[-1].instructions.append(instruction)
     return stages
+
+
+def targets(stages: list[Stage]) -> list[Stage]:
+    """The images the file builds: the stages no other stage is built from or copies from."""
+    used = {s.base for s in stages} | {name for s in stages for name in s.copied_from()}
+    return [s for s in stages if s.name not in used]
+
+
+def lineage(stages: list[Stage], target: Stage) -> list[Stage]:
+    """``target`` and the stages it is built ``FROM``, the first ancestor first."""
+    by_name = {s.name: s for s in stages}
+    chain = [target]
+    while chain[0].base in by_name:
+        chain.insert(0, by_name[chain[0].base])
+    return chain
+
+
+def build_order(stages: list[Stage], target: Stage) -> list[Stage]:
+    """Every stage ``target`` needs (ancestors, ``COPY --from`` sources), each after its needs.
+
+    A stage without instructions (an external image named for ``COPY --from``) is left out.
+    """
+    by_name = {s.name: s for s in stages}
+    order: list[Stage] = []
+
+    def visit(stage: Stage) -> None:
+        for name in [stage.base, *stage.copied_from()]:
+            if name in by_name and by_name[name] not in order:
+                visit(by_name[name])
+        if stage.instructions and stage not in order:
+            order.append(stage)
+
+    visit(target)
+    return order
 
 
 def split_flags(args: str) -> tuple[dict[str, str], list[str]]:
@@ -140,15 +186,21 @@ def copy_from_context(source: str, dest: Path, rules: list[tuple[bool, re.Patter
     return copied
 
 
-def exec_form(stage: Stage, keyword: str) -> list[str]:
-    """The exec-form (JSON) command of the stage's ``keyword`` instruction."""
-    for ins in stage.instructions:
-        if ins.keyword == keyword:
-            args = ins.args
-            if keyword == "HEALTHCHECK":
-                args = args[args.index("CMD") + 3 :]
-            value = json.loads(args)
-            if not isinstance(value, list):
-                raise SystemExit(f"{keyword} must use the exec (JSON) form")
-            return [str(v) for v in value]
-    raise SystemExit(f"the final stage has no {keyword}")
+def last(chain: list[Stage], keyword: str) -> str:
+    """The arguments of the ``keyword`` instruction in force at the end of ``chain``."""
+    for stage in reversed(chain):
+        for ins in reversed(stage.instructions):
+            if ins.keyword == keyword:
+                return ins.args
+    raise SystemExit(f"the image {chain[-1].name} has no {keyword}")
+
+
+def exec_form(chain: list[Stage], keyword: str) -> list[str]:
+    """The exec-form (JSON) command of the image's ``keyword`` instruction (``lineage``)."""
+    args = last(chain, keyword)
+    if keyword == "HEALTHCHECK":
+        args = args[args.index("CMD") + 3 :]
+    value = json.loads(args)
+    if not isinstance(value, list):
+        raise SystemExit(f"{keyword} must use the exec (JSON) form")
+    return [str(v) for v in value]

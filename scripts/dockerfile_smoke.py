@@ -1,19 +1,22 @@
-"""Run deploy/Dockerfile's steps without Docker, then start what it built.
+"""Run deploy/Dockerfile's steps without Docker, then start what each image would run.
 
-There is no Docker engine on the CI machine, so the image itself cannot be built here.
+There is no Docker engine on the CI machine, so the images themselves cannot be built here.
 This script checks what can be checked on the host, reading the Dockerfile and
-.dockerignore rather than repeating them:
+.dockerignore rather than repeating them. For each image the file builds (each final
+stage: ``user-service``, ``notification-service``), in a scratch folder of its own that
+stands in for ``/``:
 
-1. Build stage: every ``COPY`` source is in the build context (.dockerignore applied, the
-   way Docker matches it) and only the files Docker would send are copied; every ``RUN`` is
-   executed in a scratch folder that stands in for ``/`` (``--mount`` flags dropped, the uv
-   cache of the host used), with the stage's ``ENV``. So the ``uv sync`` commands run
-   against the real lockfile and produce the non-editable virtualenv the image ships.
-2. Runtime stage: ``COPY --from`` is replayed; ``RUN`` steps (creating the system user) are
-   skipped; the stage's ``ENV`` applies. Then, through ``ENTRYPOINT``, with production
-   settings and throw-away secrets: ``keys generate``, ``migrate``, ``create-admin``, and
-   ``CMD`` (``serve``) polled with the image's own ``HEALTHCHECK`` command until healthy,
-   ``/health/ready`` answering 200, and finally a ``STOPSIGNAL`` that must end it cleanly.
+1. Build stages (the image's ``COPY --from`` sources and their ``FROM`` ancestors): every
+   ``COPY`` source is in the build context (.dockerignore applied, the way Docker matches it)
+   and only the files Docker would send are copied; every ``RUN`` is executed in the scratch
+   folder (``--mount`` flags dropped, the uv cache of the host used), with the ``ENV`` in
+   force, inherited through ``FROM <stage>``. So the ``uv sync`` commands run against the
+   real lockfile and produce the non-editable virtualenv the image ships.
+2. Runtime stages (the image and its ancestors): ``COPY --from`` is replayed; ``RUN`` steps
+   (creating the system user) are skipped; the ``ENV`` applies. Then ``dockerfile_images``
+   runs the image's commands through its ``ENTRYPOINT`` with production settings and
+   throw-away secrets, ``CMD`` (``serve``) with the image's own ``HEALTHCHECK``, and its
+   ``STOPSIGNAL``.
 
 Not covered (needs Docker): the base images, the user/permissions, the real file system
 layout and Docker's own instruction semantics.
@@ -21,40 +24,43 @@ layout and Docker's own instruction semantics.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import secrets
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
+from dockerfile_images import PLANS, Image, say
 from dockerfile_model import (
     ROOT,
     Instruction,
     Stage,
+    build_order,
     copy_from_context,
-    exec_form,
+    lineage,
     load_dockerignore,
     parse_dockerfile,
     split_flags,
+    targets,
 )
 
-from servicekit.testing.process import free_port
+from servicekit.redis.embedded import EmbeddedRedis
 
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 #: Container paths that live under the scratch root instead of the host's ``/``.
-SCRATCH_PREFIXES = ("/app", "/src", "/var/lib/user-service", "/run/secrets")
+SCRATCH_PREFIXES = (
+    "/app",
+    "/src",
+    "/var/lib/user-service",
+    "/var/lib/notification-service",
+    "/run/secrets",
+)
 #: Values that must differ on the host: its own Python 3.11, and loopback only.
 HOST_OVERRIDES = {"UV_PYTHON": "3.11", "HOST": "127.0.0.1"}
-START_TIMEOUT_S = 60.0
 #: Host variables that would change what the steps or the service do.
 LEAKY_VARIABLES = frozenset(
     {
@@ -69,15 +75,12 @@ LEAKY_VARIABLES = frozenset(
         "DATA_DIR",
         "PROMETHEUS_MULTIPROC_DIR",
         "UV_PROJECT_ENVIRONMENT",
+        "EVENT_SEAL_KEYS",
+        "NOTIFICATION_DATABASE_URL",
+        "NOTIFICATION_PORT",
     }
 )
-LEAKY_PREFIXES = ("USER_SERVICE_", "SERVICEKIT_", "TEST_", "OTEL_")
-
-
-def say(message: str) -> None:
-    """Print a line prefixed with ``dockerfile-smoke:``."""
-    sys.stdout.write(f"dockerfile-smoke: {message}\n")
-    sys.stdout.flush()
+LEAKY_PREFIXES = ("USER_SERVICE_", "NOTIFICATION_SERVICE_", "SERVICEKIT_", "TEST_", "OTEL_")
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -95,9 +98,11 @@ class Simulation:
         self.rules = load_dockerignore(DOCKERIGNORE)
         self.env: dict[str, str] = {}
         self.workdir = "/"
-        self.simulated: set[str] = set()
         #: Folders of host tools standing in for skipped ``COPY --from`` binaries.
         self.tool_dirs: list[str] = []
+        #: Each simulated stage's ``ENV``, ``WORKDIR`` and tool folders at its end: what a
+        #: stage built ``FROM`` it starts with.
+        self.finished: dict[str, tuple[dict[str, str], str, list[str]]] = {}
 
     def path(self, container_path: str) -> Path:
         """Where a container path lives: scratch paths under the root, others on the host."""
@@ -156,8 +161,12 @@ class Simulation:
         say(f"  line {ins.line}: COPY --from skipped, host {name} used: {found}")
 
     def run_stage(self, stage: Stage, *, execute_run: bool) -> None:
-        """Replay a stage's ``ENV``, ``WORKDIR``, ``COPY`` and (if ``execute_run``) ``RUN``."""
-        self.env, self.workdir, self.tool_dirs = {}, "/", []
+        """Replay a stage's ``ENV``, ``WORKDIR``, ``COPY`` and (if ``execute_run``) ``RUN``.
+
+        A stage built ``FROM`` an earlier one starts with that stage's ``ENV`` and ``WORKDIR``.
+        """
+        env, workdir, tools = self.finished.get(stage.base, ({}, "/", []))
+        self.env, self.workdir, self.tool_dirs = dict(env), workdir, list(tools)
         for ins in stage.instructions:
             if ins.keyword == "ENV":
                 for word in shlex.split(ins.args):
@@ -185,7 +194,7 @@ class Simulation:
                 if step.returncode != 0:
                     sys.stderr.write(step.stdout + step.stderr)
                     raise SystemExit(f"line {ins.line}: RUN failed with {step.returncode}")
-        self.simulated.add(stage.name)
+        self.finished[stage.name] = (dict(self.env), self.workdir, list(self.tool_dirs))
 
     def copy(self, ins: Instruction) -> None:
         """Replay a ``COPY`` from the build context or an earlier stage (else a host tool)."""
@@ -193,7 +202,7 @@ class Simulation:
         *sources, dest = words
         source_stage = flags.get("from")
         if source_stage is not None:
-            if source_stage not in self.simulated:
+            if source_stage not in self.finished:
                 self.host_tool(ins, dest)
                 return
             for source in sources:
@@ -211,114 +220,26 @@ class Simulation:
             say(f"  line {ins.line}: COPY {source} ({count} files)")
 
 
-def smoke(sim: Simulation, runtime: Stage) -> None:
-    """Run the runtime stage's entrypoint: set-up commands, then serve, health-check and stop."""
-    entrypoint = exec_form(runtime, "ENTRYPOINT")
-    cmd = exec_form(runtime, "CMD")
-    healthcheck = exec_form(runtime, "HEALTHCHECK")
-    stop = next(i.args for i in runtime.instructions if i.keyword == "STOPSIGNAL")
-    key_file = sim.path("/run/secrets/jwt_private_key")
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    Path(sim.env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)  # `RUN install -d` in the image
-    port = free_port()
-    env = {
-        **sim.base_env(),
-        **sim.env,
-        "PORT": str(port),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{sim.root / 'smoke.db'}",
-        "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
-        "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
-        "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(key_file),
-    }
-    if env.get("USER_SERVICE_ENVIRONMENT") != "production":
-        raise SystemExit("the image does not default to USER_SERVICE_ENVIRONMENT=production")
-    cwd = sim.path(sim.workdir)
-
-    def run(*args: str, stdin: str | None = None) -> None:
-        say(f"  {' '.join([*entrypoint, *args])}")
-        done = subprocess.run(  # noqa: S603 - the image's entrypoint
-            [*entrypoint, *args],
-            cwd=cwd,
-            env=env,
-            input=stdin,
-            text=True,
-            capture_output=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            sys.stderr.write(done.stdout + done.stderr)
-            raise SystemExit(f"`{' '.join(args)}` failed with {done.returncode}")
-
-    run("keys", "generate", "--out", str(key_file))
-    run("migrate")
-    run(
-        "create-admin",
-        "--email",
-        "admin@example.com",
-        "--password-stdin",
-        stdin="smoke-test-password-1\n",
-    )
-
-    say(f"  {' '.join([*entrypoint, *cmd])} on 127.0.0.1:{port}")
-    log_path = sim.root / "serve.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(  # noqa: S603 - the image's entrypoint
-        [*entrypoint, *cmd],
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def fail(message: str) -> SystemExit:
-        log.flush()
-        sys.stderr.write(log_path.read_text())
-        return SystemExit(message)
-
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                raise fail(f"serve exited with {server.returncode}")
-            check = subprocess.run(  # noqa: S603 - the image's HEALTHCHECK
-                healthcheck, cwd=cwd, env=env, capture_output=True, check=False
-            )
-            if check.returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise fail("HEALTHCHECK never passed")
-            time.sleep(0.3)
-        say("  HEALTHCHECK passed")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=5) as r:
-            if r.status != 200:
-                raise fail(f"/health/ready answered {r.status}")
-        say("  /health/ready 200")
-        started = time.monotonic()
-        server.send_signal(getattr(signal, stop))
-        code = server.wait(timeout=40)
-        say(f"  {stop}: exited {code} after {time.monotonic() - started:.1f}s")
-        if code != 0:
-            raise fail(f"serve exited with {code} on {stop}")
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-
-
 def main() -> int:
-    """Simulate the build stage, then the runtime stage, then run the smoke test."""
+    """For each image: simulate the stages it is built from, then run it (``dockerfile_images``)."""
     stages = parse_dockerfile(DOCKERFILE.read_text())
-    build = next(s for s in stages if s.name == "build")
-    runtime = stages[-1]
+    images = targets(stages)
+    unknown = [t.name for t in images if t.name not in PLANS]
+    if unknown:
+        raise SystemExit(f"no smoke plan for the image(s) {', '.join(unknown)}: add one")
     with tempfile.TemporaryDirectory(prefix="dockerfile-smoke-") as tmp:
-        sim = Simulation(Path(tmp))
-        say(f"stage {build.name} (scratch root {tmp})")
-        sim.run_stage(build, execute_run=True)
-        say(f"stage {runtime.name}")
-        sim.run_stage(runtime, execute_run=False)
-        smoke(sim, runtime)
+        redis = EmbeddedRedis(Path(tmp) / "redis")
+        redis_url = redis.start()  # shared by the images, as in Compose
+        try:
+            for target in images:
+                sim = Simulation(Path(tmp) / target.name)
+                chain = lineage(stages, target)
+                for stage in build_order(stages, target):
+                    say(f"image {target.name}: stage {stage.name} (scratch root {sim.root})")
+                    sim.run_stage(stage, execute_run=stage not in chain)
+                PLANS[target.name](Image(sim, chain, redis_url))
+        finally:
+            redis.stop()
     say("OK")
     return 0
 

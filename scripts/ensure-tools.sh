@@ -6,12 +6,17 @@
 #   promtool        <- prometheus      (check / test the alert rules)
 #   docker-compose  <- docker-compose  (parse the Compose file; no Docker engine needed)
 #   nginx           <- nginx           (`nginx -t` on deploy/nginx/nginx.conf)
+#   amtool          <- prometheus-alertmanager (`amtool check-config` on the Alertmanager config)
 #
 # The Python tools (hadolint, kubernetes-validate) come from the uv dev group instead;
 # kubectl (for `kubectl kustomize`) is used when the machine has it.
 set -euo pipefail
 
-declare -A PACKAGE=([promtool]=prometheus [docker-compose]=docker-compose [nginx]=nginx)
+declare -A PACKAGE=(
+    [promtool]=prometheus [docker-compose]=docker-compose [nginx]=nginx
+    [amtool]=prometheus-alertmanager
+)
+TOOLS=(promtool docker-compose nginx amtool)
 
 have() {
     # nginx lives in /usr/sbin, which a non-root PATH may lack.
@@ -19,7 +24,7 @@ have() {
 }
 
 missing=()
-for tool in promtool docker-compose nginx; do
+for tool in "${TOOLS[@]}"; do
     have "$tool" || missing+=("${PACKAGE[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -34,8 +39,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
     exit 1
 fi
 
-# The packages ship services (prometheus, nginx) that must not start here: unless the
-# machine already has a policy, forbid service starts for the duration of the install.
+# The packages ship services (prometheus, alertmanager, nginx) that must not start here:
+# unless the machine already has a policy, forbid service starts for the duration of the install.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy"
@@ -48,6 +53,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-for tool in promtool docker-compose nginx; do
+for tool in "${TOOLS[@]}"; do
     have "$tool" || { echo "ensure-tools: error: $tool still missing after install" >&2; exit 1; }
 done
