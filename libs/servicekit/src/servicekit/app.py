@@ -109,6 +109,7 @@ def _lifespan(
         async with AsyncExitStack() as stack:
             state = await _build_state(settings, stack)
             if tracer_provider is not None:
+                state.tracer_provider = tracer_provider
                 tracing.instrument_backends(state.engine, tracer_provider)
                 stack.callback(tracing.shutdown, tracer_provider)
             for hook in on_startup:

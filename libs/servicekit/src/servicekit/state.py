@@ -44,6 +44,8 @@ class AppState:
     session_hooks: list[SessionHook] = field(default_factory=list)
     #: Set by an auth start-up hook (``servicekit.auth.jwks_auth`` or the issuing service).
     auth: Authenticator | None = None
+    #: The OpenTelemetry tracer provider when tracing is on (event consumers continue traces).
+    tracer_provider: Any = None
     _components: dict[type[Any], Any] = field(default_factory=dict)
 
     def provide(self, component: object) -> None:

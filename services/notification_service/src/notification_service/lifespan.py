@@ -6,7 +6,7 @@ are off; ``notification-service worker`` runs them on their own (see :func:`work
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from notification_service.models import inbox
 from notification_service.schemas.events import catalog
@@ -49,6 +49,7 @@ def build_consumers(
     sessionmaker: async_sessionmaker[AsyncSession],
     redis: AnyRedis,
     courier: Courier,
+    tracer_provider: Any = None,
 ) -> EventConsumerGroup:
     """The consumer group on the user service's streams, waking ``courier`` (not started)."""
     domain = settings.email.from_address.rpartition("@")[2] or "localhost"
@@ -63,21 +64,33 @@ def build_consumers(
         handlers=handlers.by_type(),
         inbox=inbox,
     )
-    return consumer_group(settings, settings.consumer, sessionmaker, redis, subscription)
+    return consumer_group(
+        settings,
+        settings.consumer,
+        sessionmaker,
+        redis,
+        subscription,
+        tracer_provider=tracer_provider,
+    )
 
 
 def worker_loops(backends: WorkerBackends) -> list[Runnable]:
     """What ``notification-service worker`` runs: the consumers and the courier."""
     settings = cast("NotificationServiceSettings", backends.settings)
     courier = build_courier(settings, backends.sessionmaker)
-    return [build_consumers(settings, backends.sessionmaker, backends.redis, courier), courier]
+    consumers = build_consumers(
+        settings, backends.sessionmaker, backends.redis, courier, backends.tracer_provider
+    )
+    return [consumers, courier]
 
 
 async def courier_startup(state: AppState) -> Callable[[], Awaitable[None]]:
     """Provide the courier (the admin retry wakes it); run it and the consumers in process."""
     settings = cast("NotificationServiceSettings", state.settings)
     courier = build_courier(settings, state.sessionmaker)
-    consumers = build_consumers(settings, state.sessionmaker, state.redis, courier)
+    consumers = build_consumers(
+        settings, state.sessionmaker, state.redis, courier, state.tracer_provider
+    )
     state.provide(courier)
     state.provide(consumers)
     if settings.courier.in_process:

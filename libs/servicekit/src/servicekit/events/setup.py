@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servicekit.events.consumer import EventConsumerGroup
 from servicekit.events.outbox import EventRecorder, install_relay_wake
@@ -71,10 +71,13 @@ def consumer_group(
     sessionmaker: async_sessionmaker[AsyncSession],
     redis: AnyRedis,
     subscription: Subscription,
+    *,
+    tracer_provider: Any = None,
 ) -> EventConsumerGroup:
     """The service's consumer group on the producer's streams (not started).
 
     The group is named after the consuming service; each process is one consumer of it.
+    With a ``tracer_provider``, handling an event continues the trace that recorded it.
     """
     return EventConsumerGroup(
         redis,
@@ -89,6 +92,7 @@ def consumer_group(
         max_attempts=consumer.max_attempts,
         claim_idle_ms=consumer.claim_idle_ms,
         batch=consumer.batch,
+        tracer_provider=tracer_provider,
     )
 
 

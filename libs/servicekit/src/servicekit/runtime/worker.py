@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from servicekit.db.engine import create_engine
 from servicekit.db.session import create_sessionmaker
+from servicekit.observability import tracing
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import create_redis
 
@@ -47,6 +48,8 @@ class WorkerBackends:
     settings: ServiceSettings
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: AnyRedis
+    #: The OpenTelemetry tracer provider when ``tracing.enabled`` (else ``None``).
+    tracer_provider: Any = None
 
 
 async def run_worker(
@@ -57,7 +60,10 @@ async def run_worker(
         raise SystemExit(f"{name}: REDIS_URL is not set (the embedded Redis lives in `serve`)")
     engine = create_engine(settings)
     redis = create_redis(settings, settings.redis.url)
-    loops = build(WorkerBackends(settings, create_sessionmaker(engine), redis))
+    provider = tracing.create_tracer_provider(settings) if settings.tracing.enabled else None
+    if provider is not None:
+        tracing.instrument_backends(engine, provider)
+    loops = build(WorkerBackends(settings, create_sessionmaker(engine), redis, provider))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -71,4 +77,6 @@ async def run_worker(
         await asyncio.gather(*(runnable.stop() for runnable in loops))
         await redis.aclose()
         await engine.dispose()
+        if provider is not None:
+            tracing.shutdown(provider)
         log.info(f"{name}.stopped")
