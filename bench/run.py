@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from harness import peers
+from harness import notification, peers
 from harness.backends import Database, Redis
 from harness.common import (
     _T0,
@@ -75,6 +75,7 @@ if TYPE_CHECKING:
 # The last line of the output.
 FINAL_RATIOS = (
     "me_cached_vs_baseline",
+    "notification_prefs_vs_baseline",
     "me_cached_vs_fastapi_users_jwt",
     "me_cached_vs_fastapi_users_redis",
 )
@@ -116,10 +117,11 @@ def main() -> int:
         peers.build_environment(log_file)
     db = Database(POSTGRES_URL)
     peer_db = Database(POSTGRES_URL, name=f"{db.name}_peer")
+    notification_db = Database(POSTGRES_URL, name=f"{db.name}_notifications")
     redis = Redis()
     servers: list[Server] = []
     with contextlib.ExitStack() as cleanup:
-        for database in (db, peer_db):
+        for database in (db, peer_db, notification_db):
             database.create()
             cleanup.callback(database.drop)
         redis.start()
@@ -132,15 +134,18 @@ def main() -> int:
         service_env = service_environment(base_env, db.url, redis.url, key_file)
         export_environment(service_env)  # the seeding script reads the same settings
         user_ids, emails, hashing = prepare_database(service_env, info.cpus)
+        notification_env = notification.environment(service_env, notification_db.url)
+        notification.migrate(notification_env)
         peer_env = peers.environment(base_env, peer_db.url, redis.url)
         with open(WORK / "logs" / "setup.log", "ab") as log_file:
             peers.seed(peer_env, log_file)
         peers.warm_bytecode(peer_env)
-        # The sampler leaves out PostgreSQL backends whose command line names db.name: both
-        # databases' (the peer's name starts with it).
+        # The sampler leaves out PostgreSQL backends whose command line names db.name: all
+        # three databases' (the others' names start with it).
         steps = Scenarios(
-            wrk, RssSampler(db.name), base_env, service_env, emails, servers, peer_env
-        )
+            wrk, RssSampler(db.name), base_env, service_env, emails, servers, peer_env,
+            notification_env,
+        )  # fmt: skip
         steps.run_all(user_ids)
 
     data = collect_results(info, db, redis, steps, hashing)
@@ -163,10 +168,11 @@ def idle_check_before() -> dict[str, Any]:
 
 
 def baseline_environment() -> dict[str, str]:
-    """This process's environment without user_service settings or the platform variables."""
+    """This process's environment without the services' settings or the platform variables."""
     return {
         k: v for k, v in os.environ.items()
-        if not k.upper().startswith("USER_SERVICE_") and k.upper() not in PLATFORM_VARS
+        if not k.upper().startswith(("USER_SERVICE_", "NOTIFICATION_SERVICE_"))
+        and k.upper() not in PLATFORM_VARS
     }  # fmt: skip
 
 

@@ -23,6 +23,7 @@ WORK = BENCH / ".work"
 LUA_SRC = BENCH / "lua"
 BIN = Path(sys.executable).parent
 USER_SERVICE = str(BIN / "user-service")
+NOTIFICATION_SERVICE = str(BIN / "notification-service")
 # The peer: fastapi-users' SQLAlchemy example in its own locked environment (its .venv).
 PEER = BENCH / "peers" / "fastapi-users"
 PEER_PYTHON = PEER / ".venv" / "bin" / "python"

@@ -62,6 +62,7 @@ def _table_rows(s: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, 
     rows = [
         ("baseline", s["baseline"], None),
         ("me_cached", s["me_cached"], s["baseline"]),
+        ("notification_preferences", s["notification_preferences"], s["baseline"]),
         ("user_uncached", s["user_uncached"], s["baseline"]),
         ("register", s["register"], None),
         ("login", s["login"], None),

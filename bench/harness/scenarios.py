@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from harness import peers, profile
+from harness import notification, peers, profile
 from harness.common import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -36,6 +36,20 @@ from servicekit.testing.process import free_port
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
+
+
+ME = "/api/v1/users/me"
+
+
+def bearer_list(name: str, path: str, tokens: Sequence[str]) -> Path:
+    """A request list of ``GET path``, cycling over ``tokens``."""
+    return write_list(name, [("GET", path, token, "") for token in tokens])
+
+
+def warm(client: httpx.Client, url: str, tokens: Sequence[str]) -> None:
+    """``GET url`` once with each token; each must answer 2xx."""
+    for token in tokens:
+        client.get(url, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
 
 
 @contextlib.contextmanager
@@ -64,6 +78,7 @@ class Scenarios:
     emails: list[str]
     servers: list[Server]
     peer_env: dict[str, str]
+    notification_env: dict[str, str]
     results: dict[str, Any] = field(default_factory=dict)
     revocation: dict[str, Any] = field(default_factory=dict)  # by system
 
@@ -131,27 +146,32 @@ class Scenarios:
         self.wrk.run(f"{label}-profile", server.url, script, args, c, DURATION)
         profile.finish(spy, label)
 
-    def token_list(self, server: Server, name: str) -> Path:
-        """Fresh access tokens of TOKENS seeded users (tokens live 10 minutes)."""
+    def sign_in(self, server: Server) -> list[str]:
+        """Fresh access tokens of TOKENS seeded users (tokens live 10 minutes), cache warm."""
         with httpx.Client() as client:
             tokens = [login(client, server.url, email, PASSWORD) for email in self.emails[:TOKENS]]
-            for token in tokens:  # warm the user cache
-                headers = {"Authorization": f"Bearer {token}"}
-                client.get(f"{server.url}/api/v1/users/me", headers=headers).raise_for_status()
-        return write_list(name, [("GET", "/api/v1/users/me", t, "") for t in tokens])
+            warm(client, server.url + ME, tokens)
+        return tokens
+
+    def token_list(self, server: Server, name: str) -> Path:
+        """A me_cached request list of fresh access tokens."""
+        return bearer_list(name, ME, self.sign_in(server))
 
     def one_worker(self, ping_list: Path, login_list: Path) -> None:
         """One worker each: baseline and me_cached side by side, then the hash-bound routes."""
         scenarios, step = self.results, self.step
         base1, svc1 = self.baseline("baseline-1w", 1), self.service("user_service-1w", 1)
         with running(self.sampler, base1, svc1):
-            me_list = self.token_list(svc1, "me-1w")
+            tokens = self.sign_in(svc1)
+            me_list = bearer_list("me-1w", ME, tokens)
             for c in OVERLOAD:
                 key = "baseline" if c == 64 else f"baseline_c{c}"
                 scenarios[key] = step(f"baseline-c{c}", base1, "list", [str(ping_list)], c)
                 scenarios[f"overload_c{c}"] = step(
                     f"me_cached-c{c}", svc1, "list", [str(me_list)], c
                 )
+                if c == 64:  # seconds after the baseline it is compared with
+                    self.notification_preferences(svc1, tokens)
             scenarios["me_cached"] = dict(scenarios["overload_c64"])
             scenarios["overload_c64"]["same_run_as"] = "me_cached"
             scenarios["register"] = step(
@@ -164,6 +184,18 @@ class Scenarios:
             sign_in = partial(login, base_url=svc1.url, email=self.emails[-1], password=PASSWORD)
             self.revocation["user_service"] = peers.refused_after_logout(
                 svc1.url, sign_in, "/api/v1/users/me", "/api/v1/auth/logout"
+            )
+
+    def notification_preferences(self, users: Server, tokens: list[str]) -> None:
+        """The notification service's preferences with me_cached's tokens, at c=64."""
+        server = notification.server("notification_service-1w", self.notification_env, users)
+        self.servers.append(server)
+        prefs_list = bearer_list("prefs-1w", notification.PREFERENCES, tokens)
+        with running(self.sampler, server):
+            with httpx.Client() as client:  # fetches the JWKS; fails loudly if a token is refused
+                warm(client, server.url + notification.PREFERENCES, tokens)
+            self.results["notification_preferences"] = self.step(
+                "notification_preferences-c64", server, "list", [str(prefs_list)], 64
             )
 
     def fastapi_users(self) -> None:

@@ -40,7 +40,8 @@ def _vm_hwm_kib(pid: int) -> int:
 class Server:
     """One server process tree on a loopback port: the service, the baseline or a peer.
 
-    ``kind`` is ``service`` (it has ``/metrics``), ``baseline`` or ``peer``.
+    ``kind`` is ``service`` (the user service) or ``notification`` (both have ``/metrics``),
+    ``baseline`` or ``peer``.
     """
 
     def __init__(
@@ -53,7 +54,7 @@ class Server:
         self.workers = int(env.get("WORKERS", "1"))
         self.ready_path = ready
         self.kind = kind
-        self.has_metrics = kind == "service"
+        self.has_metrics = kind in {"service", "notification"}
         self.log_path = WORK / "logs" / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.peak_kib: dict[int, int] = {}
