@@ -13,6 +13,7 @@ from notification_service.schemas.events import catalog
 from notification_service.services.courier import Courier
 from notification_service.services.directory import UserDirectory
 from notification_service.services.handlers import MailHandlers
+from notification_service.services.preferences import preferences_cache
 from notification_service.services.rendering import MailRenderer
 from notification_service.services.transport import build_transport
 from servicekit.events import EventConsumerGroup, Sealer, Subscription, consumer_group
@@ -91,6 +92,9 @@ async def courier_startup(state: AppState) -> Callable[[], Awaitable[None]]:
     consumers = build_consumers(
         settings, state.sessionmaker, state.redis, courier, state.tracer_provider
     )
+    cache = preferences_cache(settings, state.redis)
+    await cache.start()
+    state.provide(cache)
     state.provide(courier)
     state.provide(consumers)
     if settings.courier.in_process:
@@ -101,5 +105,6 @@ async def courier_startup(state: AppState) -> Callable[[], Awaitable[None]]:
     async def cleanup() -> None:
         await consumers.stop()
         await courier.stop()
+        await cache.stop()
 
     return cleanup

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from notification_service.models import Preferences, Recipient
 from servicekit.db import Repository
 
 if TYPE_CHECKING:
     import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class RecipientRepository(Repository[Recipient]):
@@ -46,6 +48,14 @@ class PreferencesRepository(Repository[Preferences]):
     """SQL of the ``preferences`` table."""
 
     model = Preferences
+
+    @staticmethod
+    async def muted_on(connection: AsyncConnection, user_id: uuid.UUID) -> list[str]:
+        """The kinds the user switched off, read on a bare connection (a cache fill)."""
+        found = await connection.scalar(
+            select(Preferences.muted_kinds).where(Preferences.user_id == user_id)
+        )
+        return list(found or [])
 
     async def muted(self, user_id: uuid.UUID) -> frozenset[str]:
         """The kinds the user switched off."""

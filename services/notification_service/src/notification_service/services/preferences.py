@@ -1,27 +1,67 @@
-"""Mail preferences: optional kinds can be switched off, security notices cannot."""
+"""Mail preferences: optional kinds can be switched off, security notices cannot.
+
+Reads go through a cache (Redis, with an in-process tier whose entries every instance drops
+when a write is published), so the hot ``GET`` touches no database; every write invalidates
+its user's entry once it has committed.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from notification_service.errors import SecurityMailRequired, UnknownMailKind
 from notification_service.repositories import PreferencesRepository
 from notification_service.schemas.api import MailKindRead, PreferencesRead
 from notification_service.services.kinds import KINDS
+from servicekit.redis import Cache, KeySpace
 
 if TYPE_CHECKING:
     import uuid
 
-    from servicekit.db import AsyncSession
+    from servicekit.db import AsyncSession, ConnectionSource
+    from servicekit.redis import AnyRedis
+    from servicekit.settings import ServiceSettings
 
 
-async def read_preferences(session: AsyncSession, user_id: uuid.UUID) -> PreferencesRead:
-    """Every kind of mail and whether ``user_id`` receives it."""
-    return _view(await PreferencesRepository.from_session(session).muted(user_id))
+class MutedKinds(BaseModel):
+    """What the cache keeps of a user's preferences."""
+
+    kinds: list[str] = []
+
+
+PreferencesCache = Cache[MutedKinds]
+
+
+def preferences_cache(settings: ServiceSettings, redis: AnyRedis) -> PreferencesCache:
+    """The cache of every user's muted kinds (start it for the in-process tier's feed)."""
+    return Cache(
+        redis,
+        name="preferences",
+        model=MutedKinds,
+        keys=KeySpace.of(settings),
+        ttl_s=300.0,
+        local_size=10_000,
+        local_ttl_s=30.0,
+    )
+
+
+async def read_preferences(
+    cache: PreferencesCache, user_id: uuid.UUID, open_connection: ConnectionSource
+) -> PreferencesRead:
+    """Every kind of mail and whether ``user_id`` receives it (a database read on a miss)."""
+
+    async def load() -> MutedKinds:
+        async with open_connection() as connection:
+            return MutedKinds(kinds=await PreferencesRepository.muted_on(connection, user_id))
+
+    muted = await cache.get_or_load(user_id, load)
+    return _view(frozenset(muted.kinds if muted else ()))
 
 
 async def update_preferences(
-    session: AsyncSession, user_id: uuid.UUID, muted: list[str]
+    session: AsyncSession, cache: PreferencesCache, user_id: uuid.UUID, muted: list[str]
 ) -> PreferencesRead:
     """Switch the ``muted`` kinds off and every other kind on."""
     for name in muted:
@@ -31,6 +71,7 @@ async def update_preferences(
         if kind.security:
             raise SecurityMailRequired(f"{name!r} is a security notice; it is always sent.")
     saved = await PreferencesRepository.from_session(session).set_muted(user_id, frozenset(muted))
+    cache.invalidate_after_commit(session, [user_id])
     return _view(frozenset(saved.muted_kinds))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from notification_service.deps import CurrentPrincipal, DbSession
+from notification_service.deps import CurrentPrincipal, DbSession, Preferences, ReadConnections
 from notification_service.errors import SecurityMailRequired, UnknownMailKind
 from notification_service.schemas.api import (
     NotificationPage,
@@ -39,9 +39,11 @@ async def list_notifications(
 
 
 @router.get("/notification-preferences", responses=problem_responses(*_AUTH_ERRORS))
-async def read_preferences(principal: CurrentPrincipal, session: DbSession) -> PreferencesRead:
+async def read_preferences(
+    principal: CurrentPrincipal, cache: Preferences, connections: ReadConnections
+) -> PreferencesRead:
     """Every kind of mail and whether the caller receives it."""
-    return await preferences.read_preferences(session, principal.user_id)
+    return await preferences.read_preferences(cache, principal.user_id, connections)
 
 
 @router.put(
@@ -49,7 +51,7 @@ async def read_preferences(principal: CurrentPrincipal, session: DbSession) -> P
     responses=problem_responses(*_AUTH_ERRORS, SecurityMailRequired, UnknownMailKind, 422),
 )
 async def update_preferences(
-    body: PreferencesUpdate, principal: CurrentPrincipal, session: DbSession
+    body: PreferencesUpdate, principal: CurrentPrincipal, session: DbSession, cache: Preferences
 ) -> PreferencesRead:
     """Switch the `muted` kinds of optional mail off and the others on."""
-    return await preferences.update_preferences(session, principal.user_id, body.muted)
+    return await preferences.update_preferences(session, cache, principal.user_id, body.muted)
