@@ -11,15 +11,15 @@ SYNC := .venv/.synced
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(SYNC): uv.lock pyproject.toml libs/servicekit/pyproject.toml services/user_service/pyproject.toml
+$(SYNC): uv.lock pyproject.toml libs/servicekit/pyproject.toml services/user_service/pyproject.toml services/notification_service/pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet --user uv || \
 		python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --frozen
 	@touch $@
 
-run: $(SYNC) ## Serve the API on http://127.0.0.1:8000 (SQLite + embedded Redis unless DATABASE_URL / REDIS_URL are set)
-	$(UV) run --frozen user-service serve
+run: $(SYNC) ## Serve the system: user service on :8000, notification service on :8001 (SQLite files + one embedded Redis unless DATABASE_URL / NOTIFICATION_DATABASE_URL / REDIS_URL are set)
+	$(UV) run --frozen python scripts/run_system.py
 
 test: $(SYNC) ## Run the test suite (local PostgreSQL/Redis when reachable, else SQLite + embedded Redis)
 	$(UV) run --frozen pytest
@@ -36,6 +36,7 @@ CLUSTER_TESTS := \
 	libs/servicekit/tests/test_rate_limit.py libs/servicekit/tests/test_redis_pool.py \
 	libs/servicekit/tests/test_denylist_mirror.py libs/servicekit/tests/test_health.py \
 	libs/servicekit/tests/test_tracing.py libs/servicekit/tests/test_outbox.py libs/servicekit/tests/test_consumers.py \
+	libs/servicekit/tests/test_event_operations.py \
 	services/user_service/tests/api/test_auth.py services/user_service/tests/api/test_rate_limits.py \
 	services/user_service/tests/api/test_sessions.py services/user_service/tests/api/test_tokens.py \
 	services/user_service/tests/api/test_token_endpoints.py services/user_service/tests/api/test_health.py \
@@ -59,7 +60,7 @@ lint: $(SYNC) ## ruff lint and format check
 	$(UV) run --frozen ruff format --check .
 
 type: $(SYNC) ## mypy strict
-	$(UV) run --frozen mypy libs/servicekit/src services/user_service/src libs/servicekit/tests services/user_service/tests scripts bench
+	$(UV) run --frozen mypy libs/servicekit/src services/user_service/src services/notification_service/src libs/servicekit/tests services/user_service/tests services/notification_service/tests tests scripts bench
 
 imports: $(SYNC) ## import-linter: layers point one way
 	$(UV) run --frozen lint-imports
@@ -68,7 +69,7 @@ pre-commit: $(SYNC) ## Install the git hook: ruff, format check, mypy strict and
 	$(UV) run --frozen pre-commit install
 
 bandit: $(SYNC) ## bandit security lint of the source (skips justified in pyproject [tool.bandit])
-	$(UV) run --frozen bandit -c pyproject.toml -r libs/servicekit/src services/user_service/src -q
+	$(UV) run --frozen bandit -c pyproject.toml -r libs/servicekit/src services/user_service/src services/notification_service/src -q
 
 # pip-audit queries pypi.org (or osv.dev) for advisories, so it needs that network: it is not
 # part of `make check`. --strict fails when any package could not be audited (never a false
@@ -88,13 +89,14 @@ fmt: $(SYNC) ## Format and auto-fix
 
 migrate: $(SYNC) ## Apply database migrations to DATABASE_URL (or the local SQLite file)
 	$(UV) run --frozen user-service migrate
+	DATABASE_URL="$${NOTIFICATION_DATABASE_URL:-}" $(UV) run --frozen notification-service migrate
 
 docs: $(SYNC) ## Regenerate docs/configuration.md (settings) and docs/events.md (event catalog)
 	$(UV) run --frozen python scripts/gen_config_docs.py
 	$(UV) run --frozen python scripts/gen_events_docs.py
 
 .PHONY: bench
-bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline with wrk, then the events step (needs PostgreSQL on 127.0.0.1:5432; ~5 min)
+bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline and fastapi-users (its own locked env, bench/peers/) with wrk, then the events step (needs PostgreSQL on 127.0.0.1:5432; ~7 min)
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(UV) run --frozen python bench/run.py
 	$(UV) run --frozen python bench/events.py
 

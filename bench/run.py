@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from harness import peers
 from harness.backends import Database, Redis
 from harness.common import (
     _T0,
@@ -41,6 +42,7 @@ from harness.common import (
     METRICS_TOKEN,
     PLATFORM_VARS,
     POSTGRES_URL,
+    PROFILE,
     RAISED_LIMIT,
     RATE_LIMIT,
     RESULTS,
@@ -59,14 +61,23 @@ from harness.common import (
     tool_version,
 )
 from harness.load import Wrk, build_scripts
+from harness.profile import PROFILES
 from harness.report import chart, fmt, print_table
 from harness.scenarios import Scenarios
 from harness.seed import seed_users
 from harness.servers import RssSampler, Server
-from harness.targets import compute_ratios, evaluate_targets, peak_rss
+from harness.targets import compute_ratios, evaluate_targets, peak_rss, startup
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+
+# The last line of the output.
+FINAL_RATIOS = (
+    "me_cached_vs_baseline",
+    "me_cached_vs_fastapi_users_jwt",
+    "me_cached_vs_fastapi_users_redis",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,8 @@ def main() -> int:
     (WORK / "logs").mkdir(parents=True)
     (WORK / "data").mkdir()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if PROFILE:  # results/profiles/ holds the last profiled run's graphs, never a mix
+        shutil.rmtree(PROFILES, ignore_errors=True)
     wrk = Wrk(wrk_binary, build_scripts())
     info = RunInfo(
         wrk_binary=wrk_binary,
@@ -99,12 +112,16 @@ def main() -> int:
     )
     log(f"make bench: {info.cpus} CPUs, wrk {wrk_binary}, open files {fd_limit}")
 
+    with open(WORK / "logs" / "setup.log", "ab") as log_file:
+        peers.build_environment(log_file)
     db = Database(POSTGRES_URL)
+    peer_db = Database(POSTGRES_URL, name=f"{db.name}_peer")
     redis = Redis()
     servers: list[Server] = []
     with contextlib.ExitStack() as cleanup:
-        db.create()
-        cleanup.callback(db.drop)
+        for database in (db, peer_db):
+            database.create()
+            cleanup.callback(database.drop)
         redis.start()
         cleanup.callback(redis.stop)
         key_file = WORK / "jwt.pem"
@@ -115,13 +132,21 @@ def main() -> int:
         service_env = service_environment(base_env, db.url, redis.url, key_file)
         export_environment(service_env)  # the seeding script reads the same settings
         user_ids, emails, hashing = prepare_database(service_env, info.cpus)
-        steps = Scenarios(wrk, RssSampler(db.name), base_env, service_env, emails, servers)
-        scenarios = steps.run_all(user_ids)
+        peer_env = peers.environment(base_env, peer_db.url, redis.url)
+        with open(WORK / "logs" / "setup.log", "ab") as log_file:
+            peers.seed(peer_env, log_file)
+        peers.warm_bytecode(peer_env)
+        # The sampler leaves out PostgreSQL backends whose command line names db.name: both
+        # databases' (the peer's name starts with it).
+        steps = Scenarios(
+            wrk, RssSampler(db.name), base_env, service_env, emails, servers, peer_env
+        )
+        steps.run_all(user_ids)
 
-    data = collect_results(info, db, redis, scenarios, hashing, servers)
+    data = collect_results(info, db, redis, steps, hashing)
     save_results(data)
     print_table(data)
-    out(f"me_cached_vs_baseline={fmt(data['ratios']['me_cached_vs_baseline'], 3)}")
+    out(" ".join(f"{key}={fmt(data['ratios'][key], 3)}" for key in FINAL_RATIOS))
     return 0
 
 
@@ -158,6 +183,7 @@ def service_environment(
         "DATA_DIR": str(WORK / "data"),
         "USER_SERVICE_ENVIRONMENT": "production",
         "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
+        "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
         "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(key_file),
         "USER_SERVICE_LOGGING__ACCESS_LOG": "false",
         "USER_SERVICE_LOGGING__LEVEL": "WARNING",
@@ -226,17 +252,20 @@ def prepare_database(
 
 
 def collect_results(
-    info: RunInfo,
-    db: Database,
-    redis: Redis,
-    scenarios: dict[str, Any],
-    hashing: dict[str, Any],
-    servers: list[Server],
+    info: RunInfo, db: Database, redis: Redis, steps: Scenarios, hashing: dict[str, Any]
 ) -> dict[str, Any]:
     """Everything a run records: machine, configuration, scenarios, ratios and targets."""
+    scenarios, servers = steps.results, steps.servers
     rss = peak_rss(servers)
+    ready = startup(servers)
     ratios = compute_ratios(scenarios, hashing["limit_rps"])
-    targets = evaluate_targets(scenarios, ratios, rss["peak_mb_per_worker"])
+    targets = evaluate_targets(
+        scenarios,
+        ratios,
+        rss["peak_mb_per_worker"],
+        startup_s=ready.get("user_service-1w"),
+        revocation=steps.revocation,
+    )
     date = info.started.strftime("%Y-%m-%d")
     written = [RESULTS / "latest.json", RESULTS / "latest.png"]
     if DATED:
@@ -253,6 +282,7 @@ def collect_results(
             "postgres": db.server_version,
             "redis": redis.version,
             "server": server_description(),
+            "peer": peers.versions(),
             **info.idle_check,
             "loadavg_after": os.getloadavg(),
         },
@@ -276,11 +306,16 @@ def collect_results(
         "hashing": hashing,
         "scenarios": scenarios,
         "rss": rss,
+        "startup_s": ready,
+        "revocation": steps.revocation,
         "ratios": ratios,
         "targets": targets,
         "all_targets_pass": all(t["pass"] for t in targets),
         "server_logs": {srv.name: srv.log_summary() for srv in servers},
         "written": [str(p.relative_to(BENCH.parent)) for p in written],
+        "profiles": sorted(str(p.relative_to(BENCH.parent)) for p in PROFILES.glob("*.svg"))
+        if PROFILE
+        else [],
     }
 
 

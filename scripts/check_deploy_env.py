@@ -14,6 +14,7 @@ rendered Kubernetes ConfigMaps, then:
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -29,16 +30,18 @@ from user_service.config import UserServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "USER_SERVICE_"
-PLATFORM = {"DATABASE_URL", "REDIS_URL", "HOST", "PORT", "WORKERS", "DATA_DIR"}
+PLATFORM = {"DATABASE_URL", "REDIS_URL", "HOST", "PORT", "WORKERS", "DATA_DIR", "EVENT_SEAL_KEYS"}
 #: What Kubernetes Secrets provide (placeholders here; never in the manifests).
 K8S_SECRETS = {
     "DATABASE_URL": "postgresql+asyncpg://users:placeholder@postgres:5432/users",
     "REDIS_URL": "redis://redis:6379/0",
     "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
+    "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
 }
 COMPOSE_PLACEHOLDERS = {
     "POSTGRES_PASSWORD": "placeholder-password",
     "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
+    "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
 }
 SERVICE_IMAGE_HINTS = ("user-service", "user_service")
 

@@ -23,6 +23,7 @@ compose_config() {
         cd deploy
         export POSTGRES_PASSWORD=${POSTGRES_PASSWORD:-placeholder-password}
         export USER_SERVICE_SECRET_KEY=${USER_SERVICE_SECRET_KEY:-placeholder-secret-key-of-32-chars!!}
+        export EVENT_SEAL_KEYS=${EVENT_SEAL_KEYS:-'["placeholder-seal-key-of-32-characters!"]'}
         docker-compose -f docker-compose.yml config -q
         services=$(docker-compose -f docker-compose.yml --profile monitoring config --services)
         grep -qx prometheus <<<"$services" || {
@@ -47,7 +48,7 @@ prometheus_config() {
 compose_requires_secrets() {
     local out empty status=0
     empty=$(mktemp)
-    out=$(cd deploy && env -u POSTGRES_PASSWORD -u USER_SERVICE_SECRET_KEY \
+    out=$(cd deploy && env -u POSTGRES_PASSWORD -u USER_SERVICE_SECRET_KEY -u EVENT_SEAL_KEYS \
         docker-compose -f docker-compose.yml --env-file "$empty" config -q 2>&1) || status=$?
     rm -f "$empty"
     if [ "$status" -eq 0 ] || ! grep -q "POSTGRES_PASSWORD\|USER_SERVICE_SECRET_KEY" <<<"$out"; then

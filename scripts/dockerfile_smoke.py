@@ -21,6 +21,7 @@ layout and Docker's own instruction semantics.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -226,6 +227,7 @@ def smoke(sim: Simulation, runtime: Stage) -> None:
         "PORT": str(port),
         "DATABASE_URL": f"sqlite+aiosqlite:///{sim.root / 'smoke.db'}",
         "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
+        "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
         "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(key_file),
     }
     if env.get("USER_SERVICE_ENVIRONMENT") != "production":

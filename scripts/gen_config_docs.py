@@ -51,6 +51,7 @@ PLATFORM_TARGETS = {
     "port": "server.port",
     "workers": "server.workers",
     "data_dir": "data_dir",
+    "event_seal_keys": "events.seal_keys",
 }
 
 
@@ -248,7 +249,7 @@ working directory (the environment wins); an invalid value stops the process.
   (`make deploy-check` checks the names used in `deploy/`).
 - Lists and objects are JSON: `{PREFIX}HTTP{DELIMITER}TRUSTED_HOSTS='["users.internal"]'`.
   An object also takes one variable per key, lower-cased:
-  `{PREFIX}INTROSPECTION{DELIMITER}CLIENTS{DELIMITER}ORDERS=…` sets the client `orders`.
+  `{PREFIX}RATE_LIMIT{DELIMITER}RULES{DELIMITER}LOGIN_IP='{{"limit": 5}}'` sets one rule.
 - A `secret` prints as `**********`; a secret default shows here as `(secret)`.
 - An *optional* setting may be left unset (the default column then says `unset`).
 """

@@ -1,6 +1,6 @@
-"""Generate ``docs/events.md`` from the user service's event catalog.
+"""Generate ``docs/events.md`` and the AsyncAPI document from the user service's catalog.
 
-``make docs`` runs it; ``--check`` exits 1 when the committed page differs from what the
+``make docs`` runs it; ``--check`` exits 1 when a committed document differs from what the
 code renders (a test runs it, so an event change without ``make docs`` is caught).
 
 Usage: ``python scripts/gen_events_docs.py [--check]``.
@@ -12,17 +12,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from servicekit.events.docs import catalog_markdown
+from servicekit.events.docs import asyncapi_document, catalog_markdown
 from user_service.schemas.events import catalog
 
-OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SERVICE = "user_service"
 
 
-def render() -> str:
-    """The page as the code describes the events now."""
-    return catalog_markdown(
-        catalog(), service="user_service", generator="scripts/gen_events_docs.py"
-    )
+def render() -> dict[Path, str]:
+    """Each document as the code describes the events now."""
+    events = catalog()
+    return {
+        DOCS / "events.md": catalog_markdown(
+            events, service=SERVICE, generator="scripts/gen_events_docs.py"
+        ),
+        DOCS / "asyncapi" / f"{SERVICE}.json": asyncapi_document(events, service=SERVICE),
+    }
 
 
 def main() -> int:
@@ -30,14 +35,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the page is stale")
     args = parser.parse_args()
-    text = render()
+    documents = render()
     if args.check:
-        if not OUTPUT.exists() or OUTPUT.read_text() != text:
-            sys.stderr.write(f"{OUTPUT} is stale: run `make docs`\n")
-            return 1
-        return 0
-    OUTPUT.write_text(text)
-    sys.stdout.write(f"wrote {OUTPUT}\n")
+        stale = [p for p, text in documents.items() if not p.exists() or p.read_text() != text]
+        for path in stale:
+            sys.stderr.write(f"{path} is stale: run `make docs`\n")
+        return 1 if stale else 0
+    for path, text in documents.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        sys.stdout.write(f"wrote {path}\n")
     return 0
 
 

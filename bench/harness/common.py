@@ -23,6 +23,10 @@ WORK = BENCH / ".work"
 LUA_SRC = BENCH / "lua"
 BIN = Path(sys.executable).parent
 USER_SERVICE = str(BIN / "user-service")
+# The peer: fastapi-users' SQLAlchemy example in its own locked environment (its .venv).
+PEER = BENCH / "peers" / "fastapi-users"
+PEER_PYTHON = PEER / ".venv" / "bin" / "python"
+PEER_STRATEGIES = ("jwt", "redis")
 
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))
@@ -32,6 +36,7 @@ POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0
 RATE_LIMIT = os.environ.get("BENCH_RATE_LIMIT", "raised")
 TOKENS = int(os.environ.get("BENCH_TOKENS", "16"))
 DATED = os.environ.get("BENCH_DATED", "") not in {"", "0", "false", "no"}
+PROFILE = os.environ.get("BENCH_PROFILE", "") not in {"", "0", "false", "no"}
 
 SEEDED_USERS = 10_000
 PASSWORD = "bench-password-6d1f0a"  # every seeded user's password  # noqa: S105

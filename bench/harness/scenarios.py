@@ -8,10 +8,12 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from harness import peers, profile
 from harness.common import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -19,6 +21,8 @@ from harness.common import (
     DURATION,
     OVERLOAD,
     PASSWORD,
+    PEER_STRATEGIES,
+    PROFILE,
     TOKENS,
     USER_SERVICE,
     WARMUP,
@@ -59,7 +63,9 @@ class Scenarios:
     service_env: dict[str, str]
     emails: list[str]
     servers: list[Server]
+    peer_env: dict[str, str]
     results: dict[str, Any] = field(default_factory=dict)
+    revocation: dict[str, Any] = field(default_factory=dict)  # by system
 
     def run_all(self, user_ids: list[str]) -> dict[str, Any]:
         """Run every scenario, RSS sampled throughout; the results by scenario."""
@@ -71,14 +77,17 @@ class Scenarios:
         )  # fmt: skip
         with self.sampler:
             self.one_worker(ping_list, login_list)
+            self.fastapi_users()
             self.database_path(user_ids)
             self.two_workers(ping_list)
+        if PROFILE:
+            self.startup_profiles()
         return self.results
 
     def service(self, name: str, workers: int, **extra: str) -> Server:
         """A user_service server (not started) with ``extra`` environment variables."""
         env = {**self.service_env, "PORT": str(free_port()), "WORKERS": str(workers), **extra}
-        server = Server(name, [USER_SERVICE, "serve"], env, ready="/health/ready", metrics=True)
+        server = Server(name, [USER_SERVICE, "serve"], env, ready="/health/ready", kind="service")
         self.servers.append(server)
         return server
 
@@ -87,7 +96,7 @@ class Scenarios:
         env = {**self.base_env, "HOST": "127.0.0.1", "PORT": str(free_port()),
                "WORKERS": str(workers), "GRACEFUL_TIMEOUT_S": "5"}  # fmt: skip
         cmd = [sys.executable, str(BENCH / "baseline_app.py")]
-        server = Server(name, cmd, env, ready="/api/v1/ping", metrics=False)
+        server = Server(name, cmd, env, ready="/api/v1/ping", kind="baseline")
         self.servers.append(server)
         return server
 
@@ -110,6 +119,17 @@ class Scenarios:
         log(f"{label}: {result['rps']:,.0f} req/s, p50 {result['p50_ms']} ms, "
             f"p99 {result['p99_ms']} ms, errors {result['errors']}")  # fmt: skip
         return result
+
+    def profiled(
+        self, label: str, server: Server, script: str, args: Sequence[str], c: int
+    ) -> None:
+        """With BENCH_PROFILE, the step once more with py-spy on the (first) worker."""
+        if not PROFILE:
+            return
+        settle(self.sampler.servers)
+        spy = profile.attach(server.worker_pids()[0], label, DURATION)
+        self.wrk.run(f"{label}-profile", server.url, script, args, c, DURATION)
+        profile.finish(spy, label)
 
     def token_list(self, server: Server, name: str) -> Path:
         """Fresh access tokens of TOKENS seeded users (tokens live 10 minutes)."""
@@ -138,7 +158,33 @@ class Scenarios:
                 "register", svc1, "register", [secrets.token_hex(4), PASSWORD], 16
             )
             scenarios["login"] = step("login", svc1, "list", [str(login_list)], 16)
+            self.profiled("me_cached-c64", svc1, "list", [str(me_list)], 64)
+            self.profiled("login", svc1, "list", [str(login_list)], 16)
             self.storm(svc1, login_list)
+            sign_in = partial(login, base_url=svc1.url, email=self.emails[-1], password=PASSWORD)
+            self.revocation["user_service"] = peers.refused_after_logout(
+                svc1.url, sign_in, "/api/v1/users/me", "/api/v1/auth/logout"
+            )
+
+    def fastapi_users(self) -> None:
+        """fastapi-users, one worker per strategy: ``GET /users/me`` as me_cached, then logout."""
+        for strategy in PEER_STRATEGIES:
+            name = f"fastapi_users_{strategy}"
+            peer = peers.server(f"{name}-1w", strategy, self.peer_env)
+            self.servers.append(peer)
+            with running(self.sampler, peer):
+                me_list = peers.token_list(peer, strategy, self.emails[:TOKENS])
+                for c in OVERLOAD:
+                    self.results[f"{name}_c{c}"] = self.step(
+                        f"{name}-c{c}", peer, "list", [str(me_list)], c
+                    )
+                self.profiled(f"{name}-c64", peer, "list", [str(me_list)], 64)
+                sign_in = partial(
+                    peers.login, base_url=peer.url, strategy=strategy, email=self.emails[-1]
+                )
+                self.revocation[name] = peers.refused_after_logout(
+                    peer.url, sign_in, "/users/me", f"/auth/{strategy}/logout"
+                )
 
     def storm(self, svc1: Server, login_list: Path) -> None:
         """Logins at c=16 while me_cached runs at c=32, two wrk processes."""
@@ -182,6 +228,21 @@ class Scenarios:
             self.results["user_uncached"] = self.step(
                 "user_uncached", svc_nc, "list", [str(ids_list)], 64
             )
+            self.profiled("user_uncached", svc_nc, "list", [str(ids_list)], 64)
+
+    def startup_profiles(self) -> None:
+        """Start-up from exec to ready of the service, the peer and the baseline, profiled."""
+        for name, server in (
+            ("startup-user_service", self.service("user_service-profiled", 1)),
+            (
+                "startup-fastapi_users_jwt",
+                peers.server("fastapi_users-profiled", "jwt", self.peer_env),
+            ),
+            ("startup-baseline", self.baseline("baseline-profiled", 1)),
+        ):
+            if server in self.servers:  # not one of the measured servers
+                self.servers.remove(server)
+            profile.startup(name, server)
 
     def two_workers(self, ping_list: Path) -> None:
         """Two workers: me_cached and the baseline."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -153,6 +154,29 @@ class TestMiddleware:
         assert (await client.get("/docs")).status_code == 200
         schema = (await client.get("/openapi.json")).json()
         assert "Problem" in schema["components"]["schemas"]
+
+    @pytest.mark.parametrize("page", ["/docs", "/redoc"])
+    async def test_docs_load_every_asset_from_the_service(
+        self, client: httpx.AsyncClient, page: str
+    ) -> None:
+        """The pages render with the network cut: nothing they reference is elsewhere."""
+        response = await client.get(page)
+        assert response.status_code == 200
+        csp = response.headers["content-security-policy"]
+        assert "http" not in csp  # no other origin is trusted
+        assert not re.findall(r"https?://", response.text)
+        referenced = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", response.text)
+        assets = [url for url in referenced if url != "/openapi.json"]
+        assert len(assets) >= 2, referenced  # a script and a favicon at least
+        for url in assets:
+            assert url.startswith("/"), f"{page} references {url} on another origin"
+            asset = await client.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 0
+        scripts = [u for u in assets if u.endswith(".js")]
+        for url in scripts:
+            assert "javascript" in (await client.get(url)).headers["content-type"]
+        assert (await client.get("/docs/oauth2-redirect")).status_code == 200
 
 
 class TestClientDisconnect:

@@ -10,6 +10,7 @@ from servicekit.settings import (
     DEV_SECRET_PLACEHOLDER,
     EXTERNAL_SECRET,
     Environment,
+    EventSettings,
     ServiceSettings,
 )
 
@@ -64,15 +65,36 @@ class TestServiceSettings:
         with pytest.raises(ValidationError, match="secret_key"):
             ServiceSettings(environment=Environment.PRODUCTION, secret_key=SecretStr(secret))
 
-    def test_production_accepts_a_strong_secret(self) -> None:
+    def test_production_accepts_strong_secrets(self) -> None:
         settings = ServiceSettings(
-            environment=Environment.PRODUCTION, secret_key=SecretStr("k" * 48)
+            environment=Environment.PRODUCTION, secret_key=SecretStr("k" * 48), events=STRONG_SEAL
         )
         assert settings.is_production
         assert settings.json_logs
 
+    def test_production_refuses_a_default_or_short_seal_key(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def production() -> ServiceSettings:
+            return ServiceSettings(
+                environment=Environment.PRODUCTION, secret_key=SecretStr("k" * 48)
+            )
+
+        with pytest.raises(ValidationError, match=r"events\.seal_keys\.0"):
+            production()  # the development key
+        monkeypatch.setenv("EVENT_SEAL_KEYS", f'["{"n" * 40}", "short"]')
+        with pytest.raises(ValidationError, match=r"events\.seal_keys\.1"):
+            production()
+        monkeypatch.setenv("EVENT_SEAL_KEYS", f'["{"n" * 40}", "{"o" * 40}"]')
+        keys = production().events.seal_keys  # shared by every service
+        assert [k.get_secret_value() for k in keys] == ["n" * 40, "o" * 40]
+
     def test_development_tolerates_the_placeholder(self) -> None:
         assert ServiceSettings().secret_key.get_secret_value() == DEV_SECRET_PLACEHOLDER
+
+
+#: Events settings with a production-grade seal key.
+STRONG_SEAL = EventSettings(seal_keys=[SecretStr("s" * 40)])
 
 
 class _Vendor(BaseModel):
@@ -89,5 +111,6 @@ class TestExternalSecrets:
             environment=Environment.PRODUCTION,
             secret_key=SecretStr("k" * 48),
             vendor=_Vendor(api_key=SecretStr("short")),
+            events=STRONG_SEAL,
         )
         assert settings.vendor.api_key is not None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +23,7 @@ from user_service.config import UserServiceSettings, default_rate_limits
 from user_service.main import create_app
 from user_service.models import User
 
-from .utils.smtp_sink import SmtpSink
+from .utils.clients import ClientWith
 from .utils.users import LIVE_PREFIX
 
 
@@ -81,9 +83,18 @@ async def live_client(
 
 
 @pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    """A real SMTP server on a loopback port, collecting what the service sends."""
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
+def client_with(settings: UserServiceSettings, db_session: AsyncSession) -> ClientWith:
+    """A rolled-back client of an app whose settings groups are updated.
+
+    For example ``client_with(http={"cors_origins": [...]})``.
+    """
+
+    @asynccontextmanager
+    async def make(**groups: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+        update = {name: getattr(settings, name).model_copy(update=v) for name, v in groups.items()}
+        app = create_app(settings.model_copy(update=update))
+        override_db_session(app, db_session)
+        async with app_client(app) as client:
+            yield client
+
+    return make

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from servicekit.db.engine import create_engine
 from servicekit.db.session import create_sessionmaker
 from servicekit.http.client_ip import parse_networks
+from servicekit.http.docs import install_docs
 from servicekit.http.error_handlers import install_error_handlers
 from servicekit.http.health import Readiness, database_check, health_router, redis_check
 from servicekit.http.middleware import ChassisMiddleware
@@ -70,17 +71,22 @@ def create_app(
         version=version,
         description=description,
         openapi_url="/openapi.json" if docs else None,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
         lifespan=_lifespan(settings, on_startup, tracer_provider),
         debug=False,  # tracebacks never reach clients, whatever settings.debug says
         # servicekit owns telemetry (Prometheus, and OpenTelemetry through its tracing module);
         # FastAPI's native instrumentation would duplicate it, and asking whether it is
         # configured reads the environment on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # install_docs serves them without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app)
-    install_openapi(app)
+    if docs:
+        install_docs(app)
+    rate_limits = settings.rate_limit
+    install_openapi(
+        app, rate_limited_prefix=rate_limits.api_prefix if rate_limits.enabled else None
+    )
     _add_middleware(app, settings)
     if tracer_provider is not None:
         tracing.instrument_app(app, tracer_provider)

@@ -263,6 +263,28 @@ class EventSettings(BaseModel):
     retention_hours: float = Field(24.0, gt=0)
     #: Approximate length each stream is trimmed to (`XADD … MAXLEN ~`).
     stream_maxlen: int = Field(100_000, ge=1000)
+    #: Keys sealing the secret fields of events (an emailed link's token), shared by the
+    #: services that publish and consume them: the first seals, every one opens. Rotate by
+    #: putting a new key first; drop the old one when no event sealed with it is left.
+    seal_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(DEV_SECRET_PLACEHOLDER)], min_length=1
+    )
+
+
+class ConsumerSettings(BaseModel):
+    """Consuming another service's events (a consumer group per service)."""
+
+    #: Run the consumers inside each serving process (off: run `<service> worker` instead).
+    in_process: bool = True
+    #: The producing service's `events.partitions`: one reader per partition stream.
+    partitions: int = Field(4, ge=1, le=256)
+    #: Deliveries of an event before it goes to the dead-letter stream.
+    max_attempts: int = Field(5, ge=1, le=100)
+    #: An entry unacknowledged this long is claimed by another consumer; longer than the
+    #: slowest handler, or a slow one is processed twice (the inbox keeps its effect single).
+    claim_idle_ms: int = Field(30_000, ge=100)
+    #: Entries read per round trip and partition.
+    batch: int = Field(100, ge=1, le=10_000)
 
 
 class ServiceSettings(BaseSettings):
@@ -314,6 +336,11 @@ class ServiceSettings(BaseSettings):
     port: int | None = Field(None, ge=0, le=65535, validation_alias="PORT", exclude=True)
     #: uvicorn worker processes; wins over `USER_SERVICE_SERVER__WORKERS`.
     workers: int | None = Field(None, ge=1, validation_alias="WORKERS", exclude=True)
+    #: The keys sealing secret event fields, shared by every service (a JSON list, first key
+    #: sealing); wins over `USER_SERVICE_EVENTS__SEAL_KEYS`.
+    event_seal_keys: list[SecretStr] | None = Field(
+        None, validation_alias="EVENT_SEAL_KEYS", exclude=True
+    )
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod
@@ -332,6 +359,8 @@ class ServiceSettings(BaseSettings):
             self.server.port = self.port
         if self.workers is not None:
             self.server.workers = self.workers
+        if self.event_seal_keys:
+            self.events.seal_keys = self.event_seal_keys
         return self
 
     @model_validator(mode="after")
@@ -402,6 +431,12 @@ def iter_secrets(model: BaseModel, prefix: str = "") -> list[tuple[str, SecretSt
             found.extend(
                 (f"{dotted}.{key}", item)
                 for key, item in value.items()
+                if isinstance(item, SecretStr)
+            )
+        elif isinstance(value, list):
+            found.extend(
+                (f"{dotted}.{index}", item)
+                for index, item in enumerate(value)
                 if isinstance(item, SecretStr)
             )
     return found

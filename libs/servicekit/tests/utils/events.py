@@ -118,6 +118,7 @@ def consumer_group(
     *,
     fail_on: int | None = None,
     claim_idle_ms: int = 30_000,
+    tracer_provider: object = None,
 ) -> EventConsumerGroup:
     """A group whose handler writes an ``EFFECTS`` row, and fails on event ``fail_on``."""
 
@@ -143,6 +144,8 @@ def consumer_group(
         max_attempts=2,
         claim_idle_ms=claim_idle_ms,
         block_ms=50,
+        tracer_provider=tracer_provider,
+        observe_interval_s=0.0,
     )
 
 

@@ -1,4 +1,4 @@
-"""``user-service serve | relay | migrate | create-admin | keys generate``."""
+"""``user-service serve | relay | migrate | create-admin | keys generate | clients …``."""
 
 from __future__ import annotations
 
@@ -6,19 +6,16 @@ import argparse
 import asyncio
 import getpass
 import os
-import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servicekit.db import create_engine, create_sessionmaker
-from servicekit.db.migrations import upgrade
 from servicekit.errors import AppError
 from servicekit.events import EventRecorder, run_relay
 from servicekit.observability.logging import configure_logging, get_logger
-from servicekit.redis.embedded import EmbeddedRedis
-from servicekit.server import run_server
+from servicekit.server.commands import ServiceCommands, add_service_commands
+from user_service import cli_clients
 from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox
@@ -27,69 +24,11 @@ from user_service.services.user import UserService
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import FrameType
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+COMMANDS = ServiceCommands("user_service.main:create_app", MIGRATIONS, get_settings.cache_clear)
 
 log = get_logger("user_service.cli")
-
-
-def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
-    # uvicorn re-raises the signal once it has drained; leave through `finally` blocks.
-    raise SystemExit(0)
-
-
-def serve(settings: UserServiceSettings) -> int:
-    """Run the API; start the embedded Redis and migrate SQLite when nothing is configured."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded: EmbeddedRedis | None = None
-    metrics_dir: Path | None = None
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        if not settings.database.url:
-            # The quick-start database: a SQLite file migrated on start.
-            upgrade(MIGRATIONS, settings.resolved_database_url())
-        if not settings.redis.url:
-            # One server for the whole process tree; workers inherit REDIS_URL.
-            embedded = EmbeddedRedis(settings.data_dir)
-            os.environ["REDIS_URL"] = embedded.start()
-        workers = settings.server.workers
-        if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-            # Workers write their samples here; /metrics in any worker sums them all.
-            metrics_dir = settings.data_dir.resolve() / f"prometheus-{os.getpid()}"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        # The app factory re-reads the settings, now with the URLs exported above.
-        get_settings.cache_clear()
-        host, port = settings.server.host, settings.server.port
-        log.info(
-            "server.starting",
-            url=f"http://{host}:{port}",
-            docs=f"http://{host}:{port}/docs",
-            workers=workers,
-            database=settings.resolved_database_url().split("://")[0],
-            redis="embedded" if embedded else "configured",
-        )
-        print(f"API docs: http://{host}:{port}/docs", flush=True)  # noqa: T201 - for humans
-        run_server("user_service.main:create_app", settings)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        get_settings.cache_clear()
-        if embedded is not None:
-            embedded.stop()
-        if metrics_dir is not None:  # only the folder this command created
-            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
-
-
-def migrate(settings: UserServiceSettings, revision: str) -> int:
-    """Migrate the configured database to ``revision``."""
-    upgrade(MIGRATIONS, settings.resolved_database_url(), revision)
-    log.info("migrate.done", revision=revision)
-    return 0
 
 
 async def _create_admin(settings: UserServiceSettings, email: str, password: str) -> None:
@@ -136,10 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="user-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve the HTTP API (HOST, PORT, WORKERS, DATA_DIR)")
+    add_service_commands(sub)
     sub.add_parser("relay", help="publish the outbox's events to Redis (REDIS_URL) until stopped")
-    mig = sub.add_parser("migrate", help="apply database migrations")
-    mig.add_argument("revision", nargs="?", default="head")
     adm = sub.add_parser("create-admin", help="create an administrator account")
     adm.add_argument("--email", required=True)
     adm.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -148,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen = keys_sub.add_parser("generate", help="print a new private key (PEM)")
     gen.add_argument("--algorithm", choices=["EdDSA", "RS256"], default="EdDSA")
     gen.add_argument("--out", type=Path, help="write to this new file (0600) instead of stdout")
+    cli_clients.add_parser(sub)
     return parser
 
 
@@ -158,13 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return generate_key(args.algorithm, args.out)
     settings = get_settings()
     configure_logging(settings)
-    if args.command == "serve":
-        return serve(settings)
+    status = COMMANDS.run(args, settings)
+    if status is not None:
+        return status
     if args.command == "relay":
         asyncio.run(run_relay(settings, outbox))
         return 0
-    if args.command == "migrate":
-        return migrate(settings, args.revision)
+    if args.command == "clients":
+        return cli_clients.run(settings, args)
     return create_admin(settings, args.email, args.password_stdin)
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.ratelimit.lockout import LockoutSettings
-from servicekit.settings import EXTERNAL_SECRET, RateLimitSettings, RuleSettings, ServiceSettings
+from servicekit.settings import RateLimitSettings, RuleSettings, ServiceSettings
 
 
 class JwtSettings(BaseModel):
     """Access and refresh tokens."""
 
-    #: The `iss` claim, and the base URL of the discovery document's links.
-    issuer: str = "http://127.0.0.1:8000"
+    #: The `iss` claim and the base URL of the metadata's links (the public URL). Empty: the
+    #: address served, `http://{HOST}:{PORT}` (127.0.0.1 for a wildcard host).
+    issuer: str = ""
     #: The `aud` claim required in access tokens.
     audience: str = "api"
     #: Algorithm of the signing key (Ed25519 or RSA).
@@ -85,53 +86,20 @@ class PasswordSettings(BaseModel):
         return self
 
 
-class IntrospectionSettings(BaseModel):
-    """Service credentials allowed to call ``/auth/introspect`` (client id → secret)."""
+class OAuthSettings(BaseModel):
+    """The OAuth 2 token endpoint."""
 
-    #: Client id → secret, sent as HTTP Basic credentials to `/api/v1/auth/introspect`. Empty:
-    #: every call gets 401 `invalid_client`.
-    clients: dict[str, SecretStr] = Field(default_factory=dict)
-
-
-class SmtpSettings(BaseModel):
-    """The SMTP relay used by ``email.backend=smtp``."""
-
-    #: SMTP relay host.
-    host: str = "localhost"
-    #: SMTP relay port.
-    port: int = Field(587, ge=1, le=65535)
-    #: SMTP login; unset: no authentication.
-    username: str | None = None
-    #: Issued by the mail provider: not subject to the production secret-length rule.
-    password: Annotated[SecretStr | None, EXTERNAL_SECRET] = None
-    #: Implicit TLS from the first byte (usually port 465).
-    use_tls: bool = False
-    #: STARTTLS: ``True`` requires it, ``False`` never, ``None`` upgrades when offered.
-    start_tls: bool | None = None
-    #: Connect and command timeout.
-    timeout_s: float = Field(10.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_tls_mode(self) -> Self:
-        if self.use_tls and self.start_tls:
-            raise ValueError("smtp.use_tls (implicit TLS) and smtp.start_tls are exclusive")
-        return self
+    #: `client_id` of tokens issued to first-party apps (sign-in without client credentials).
+    first_party_client_id: str = Field("first-party", min_length=1, max_length=64)
 
 
 class EmailSettings(BaseModel):
-    """Verification and password-reset mail: delivery backend, links and token lifetimes."""
+    """The emailed links' lifetimes (the notification service sends the mail)."""
 
-    #: ``console`` logs the message (development); ``smtp`` sends it through ``smtp``.
-    backend: Literal["console", "smtp"] = "console"
-    #: The `From` address of outgoing mail.
-    from_address: str = "no-reply@localhost"
-    #: Where the links in the mails point: ``{frontend_url}/verify-email?token=…``.
-    frontend_url: str = "http://127.0.0.1:8000"
     #: Lifetime of an email-verification link.
     verification_ttl_minutes: int = Field(24 * 60, ge=1)
     #: Lifetime of a password-reset link.
     password_reset_ttl_minutes: int = Field(30, ge=1)
-    smtp: SmtpSettings = SmtpSettings()
 
 
 class CacheSettings(BaseModel):
@@ -211,7 +179,7 @@ class UserServiceSettings(ServiceSettings):
     service_name: str = "user_service"
     jwt: JwtSettings = JwtSettings()
     password: PasswordSettings = PasswordSettings()
-    introspection: IntrospectionSettings = IntrospectionSettings()
+    oauth: OAuthSettings = OAuthSettings()
     email: EmailSettings = EmailSettings()
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()
@@ -225,6 +193,16 @@ class UserServiceSettings(ServiceSettings):
     def hides_accounts(self) -> bool:
         """Whether the enumeration-safe mode is on (``enumeration_safe``, else production)."""
         return self.is_production if self.enumeration_safe is None else self.enumeration_safe
+
+    @model_validator(mode="after")
+    def _issuer_defaults_to_the_served_address(self) -> Self:
+        # Runs after the chassis folded HOST and PORT into `server`.
+        if not self.jwt.issuer:
+            host = self.server.host
+            host = "127.0.0.1" if host in {"", "0.0.0.0", "::"} else host  # noqa: S104  # nosec B104 - compared, not bound
+            host = f"[{host}]" if ":" in host else host
+            self.jwt.issuer = f"http://{host}:{self.server.port}"
+        return self
 
     @model_validator(mode="after")
     def _production_needs_a_signing_key(self) -> Self:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from typing import Annotated, Any, TypeVar, cast
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, Header, Request, Response
-from fastapi.security import HTTPBasic, HTTPBasicCredentials, OAuth2PasswordBearer
+from fastapi.security import HTTPBasic, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
 
-from servicekit.auth import InvalidToken, Principal, require_scopes
+from servicekit.auth import InvalidToken, Principal, require_any_scope, require_scopes
 from servicekit.auth.deps import authenticate_token
 from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address, component
 from servicekit.state import app_state
 from user_service.config import UserServiceSettings
+from user_service.errors import InvalidClient
 from user_service.keys import PublishedJwks
 from user_service.models import IdempotencyKey, User
 from user_service.schemas.user import UserSnapshot
@@ -25,6 +29,8 @@ from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService, ClientInfo
 from user_service.services.idempotency import IdempotencyReplay, idempotency
+from user_service.services.oauth import OAuthService, PresentedClient
+from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.registration import RegistrationService
 from user_service.services.session import SessionService
 from user_service.services.token_admin import TokenAdminService
@@ -34,7 +40,7 @@ from user_service.services.user_cache import CachedUsers
 T = TypeVar("T")
 
 _oauth2 = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/login",
+    tokenUrl="/oauth/token",
     scheme_name="OAuth2Password",
     description="Sign in with email (as username) and password; the access token is sent as a "
     "Bearer token.",
@@ -60,6 +66,8 @@ Registration = Annotated[RegistrationService, Depends(component(RegistrationServ
 UserAdmin = Annotated[AdminService, Depends(component(AdminService))]
 UserSessions = Annotated[SessionService, Depends(component(SessionService))]
 TokenAdmin = Annotated[TokenAdminService, Depends(component(TokenAdminService))]
+OAuthClients = Annotated[OAuthClientService, Depends(component(OAuthClientService))]
+OAuth = Annotated[OAuthService, Depends(component(OAuthService))]
 
 
 async def get_current_principal(
@@ -104,23 +112,43 @@ async def current_snapshot(request: Request, connections: ConnectionSource) -> U
 #: ``openapi_extra`` of a route that authenticates with :func:`current_snapshot`.
 BEARER_SECURITY: dict[str, Any] = {"security": [{_oauth2.scheme_name: []}]}
 
-_introspection_client = HTTPBasic(
-    auto_error=False, realm="introspection", description="A service credential from settings."
-)
 
+class ClientBasicAuth(HTTPBasic):
+    """HTTP Basic client authentication, decoded as RFC 6749 §2.3.1 says.
 
-async def get_introspection_client(
-    token_admin: TokenAdmin,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(_introspection_client)],
-) -> str:
-    """The authenticated introspection client's id, or 401 ``invalid_client``.
-
-    A dependency, so a caller without credentials gets 401 before the form is validated.
+    The id and the secret are form-encoded before they are joined with ``:``, so a secret
+    with ``+``, ``/`` or ``=`` arrives escaped; FastAPI's ``HTTPBasic`` does not undo that.
+    A malformed header is ``invalid_client``; another scheme (or none) is no credential.
     """
-    return token_admin.authenticate_client(
-        credentials.username if credentials else None,
-        credentials.password if credentials else None,
-    )
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request
+    ) -> PresentedClient | None:
+        """The presented client credentials, or ``None`` without a Basic header."""
+        scheme, param = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(param, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidClient("The Basic credentials are not base64 of id:secret.") from exc
+        client_id, colon, secret = decoded.partition(":")
+        if not colon or not client_id:
+            raise InvalidClient("The Basic credentials are not base64 of id:secret.")
+        plain = unquote_plus(secret)
+        return PresentedClient(
+            unquote_plus(client_id),
+            plain,
+            undecoded_secret=secret if secret != plain else None,
+        )
+
+
+_client_basic = ClientBasicAuth(
+    auto_error=False,
+    scheme_name="ClientSecretBasic",
+    description="OAuth client id and secret, each form-encoded (RFC 6749 §2.3.1).",
+)
+BasicClient = Annotated[PresentedClient | None, Depends(_client_basic)]
 
 
 class IdempotentRequest:
@@ -226,13 +254,17 @@ async def get_if_match(
 
 
 Settings = Annotated[UserServiceSettings, Depends(get_service_settings)]
-IntrospectionClient = Annotated[str, Depends(get_introspection_client)]
 IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminPrincipal = Annotated[
     Principal, Depends(require_scopes("admin", principal_dependency=get_current_principal))
+]
+#: An administrator, or a service granted ``users:read`` (reads of any user's account).
+UserReader = Annotated[
+    Principal,
+    Depends(require_any_scope("admin", "users:read", principal_dependency=get_current_principal)),
 ]
 Client = Annotated[ClientInfo, Depends(get_client_info)]
 Idempotency = Annotated[IdempotentRequest, Depends(get_idempotent_request)]
@@ -242,20 +274,23 @@ __all__ = [
     "Accounts",
     "AdminPrincipal",
     "Auth",
+    "BasicClient",
     "Client",
     "CurrentPrincipal",
     "CurrentUser",
     "DbSession",
     "Idempotency",
     "IfMatch",
-    "IntrospectionClient",
     "Jwks",
+    "OAuth",
+    "OAuthClients",
     "ReadConnections",
     "RedisClient",
     "Registration",
     "Settings",
     "TokenAdmin",
     "UserAdmin",
+    "UserReader",
     "UserSessions",
     "Users",
 ]

@@ -68,14 +68,46 @@ class WrongPassword(AppError):
 
 
 class InvalidClient(AppError):
-    """Introspection caller credentials are missing or wrong (RFC 7662 §2.1)."""
+    """Client credentials are missing, malformed or wrong, or the client is disabled."""
 
     status_code = 401
     code = "invalid_client"
     message = "Client authentication failed."
 
-    def __init__(self) -> None:
-        super().__init__(headers={"WWW-Authenticate": 'Basic realm="introspection"'})
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Basic realm="oauth"'})
+
+
+class InvalidRequest(AppError):
+    """An OAuth request misses a parameter or repeats one (RFC 6749 §5.2)."""
+
+    status_code = 400
+    code = "invalid_request"
+    message = "The request is missing a required parameter or is otherwise malformed."
+
+
+class UnsupportedGrantType(AppError):
+    """The token endpoint does not know this ``grant_type``."""
+
+    status_code = 400
+    code = "unsupported_grant_type"
+    message = "The grant type is not supported: use password, refresh_token or client_credentials."
+
+
+class UnauthorizedClient(AppError):
+    """The client is not allowed to use this grant type."""
+
+    status_code = 400
+    code = "unauthorized_client"
+    message = "This client may not use this grant type."
+
+
+class InvalidScope(AppError):
+    """The requested scope is unknown or exceeds what the client or user may have."""
+
+    status_code = 400
+    code = "invalid_scope"
+    message = "The requested scope is invalid or exceeds what was granted."
 
 
 class CannotModifySelf(Conflict):
@@ -109,3 +141,17 @@ class IdempotencyKeyInUse(Conflict):
 
     code = "idempotency_key_in_use"
     message = "A request with this Idempotency-Key is still in progress; retry shortly."
+
+
+class ClientNotFound(NotFound):
+    """No OAuth client with that id."""
+
+    code = "client_not_found"
+    message = "No such OAuth client."
+
+
+class ClientAlreadyRegistered(Conflict):
+    """An OAuth client with that id exists (disabled ones included)."""
+
+    code = "client_already_registered"
+    message = "An OAuth client with this id already exists."

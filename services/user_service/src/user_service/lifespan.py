@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.auth import Authenticator, SessionDenylist, StaticKeySource, TokenVerifier
-from servicekit.events import EventRecorder
+from servicekit.events import EventRecorder, Sealer
 from servicekit.observability.logging import get_logger
 from servicekit.ratelimit import Lockout
 from servicekit.redis import REDIS_ERRORS, Cache
-from user_service.email import BackgroundEmailSender, build_email_sender
 from user_service.keys import PublishedJwks, load_signing_key, published_jwks
 from user_service.schemas.user import UserSnapshot
 from user_service.security import PasswordHasher
@@ -24,6 +23,8 @@ from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.auth import AuthService
+from user_service.services.oauth import OAuthService
+from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.registration import RegistrationService
 from user_service.services.revocation import (
     DenylistMaintainer,
@@ -63,7 +64,6 @@ async def identity_startup(state: AppState) -> Cleanup:
     revoker = SessionRevoker(
         denylist=denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty, events=events
     )
-    mailer = BackgroundEmailSender(build_email_sender(settings))
     state.provide(PublishedJwks(jwks))
     state.provide(CachedUsers(user_cache))
     _provide_services(
@@ -73,9 +73,9 @@ async def identity_startup(state: AppState) -> Cleanup:
         hasher=hasher,
         limiter=state.rate_limiter,
         revoker=revoker,
-        mailer=mailer,
         settings=settings.email,
         events=events,
+        sealer=state.get(Sealer),
         sessionmaker=state.sessionmaker if settings.hides_accounts else None,
     )
     state.provide(recovery)
@@ -92,8 +92,7 @@ async def identity_startup(state: AppState) -> Cleanup:
         await user_cache.stop()
         await denylist.stop()
         await maintainer.stop()
-        await recovery.background.aclose()  # before the mailer: these queue mail
-        await mailer.aclose()
+        await recovery.background.aclose()  # lookups queued after their responses
         hasher.close()
 
     return cleanup
@@ -138,17 +137,27 @@ def _provide_services(
         }
     )
     state.provide(UserService(hasher, events))
+    auth = AuthService(
+        hasher=hasher,
+        issuer=issuer,
+        lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
+        limiter=state.rate_limiter,
+        revoker=revoker,
+        jwt=settings.jwt,
+        refresh_secret=settings.secret_key.get_secret_value(),
+        events=events,
+        first_party_client_id=settings.oauth.first_party_client_id,
+    )
+    state.provide(auth)
+    first_party = settings.oauth.first_party_client_id
+    clients = OAuthClientService(
+        revoke_tokens=revoker.list_after_commit,
+        default_audience=settings.jwt.audience,
+        first_party_client_id=first_party,
+    )
+    state.provide(clients)
     state.provide(
-        AuthService(
-            hasher=hasher,
-            issuer=issuer,
-            lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
-            limiter=state.rate_limiter,
-            revoker=revoker,
-            jwt=settings.jwt,
-            refresh_secret=settings.secret_key.get_secret_value(),
-            events=events,
-        )
+        OAuthService(auth=auth, clients=clients, issuer=issuer, first_party_client_id=first_party)
     )
     state.provide(AccountService(hasher, revoker, events))
     state.provide(SessionService(revoker))
@@ -158,7 +167,8 @@ def _provide_services(
             revoker=revoker,
             authenticator=state.authenticator(),
             jwt=settings.jwt,
-            clients=settings.introspection,
+            clients=clients,
+            first_party_client_id=first_party,
         )
     )
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from servicekit.app import create_app as create_service_app
 from servicekit.events import events_startup
-from user_service.api import wellknown
+from user_service.api import oauth, pages, wellknown
 from user_service.api.openapi import document_password_policy
 from user_service.api.v1 import api_routers
 from user_service.config import UserServiceSettings, get_settings
@@ -24,7 +24,7 @@ def create_app(settings: UserServiceSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = create_service_app(
         settings,
-        [*api_routers(), wellknown.router],
+        [*api_routers(), oauth.router, wellknown.router, pages.router],
         title="User service",
         description="Identity and user management: accounts, sessions and tokens.",
         on_startup=[events_startup(outbox), identity_startup],

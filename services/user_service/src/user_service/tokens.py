@@ -26,6 +26,11 @@ ROLE_SCOPES: dict[Role, tuple[str, ...]] = {
     Role.USER: ("user",),
     Role.ADMIN: ("user", "admin"),
 }
+#: Scopes a client may be granted that this service itself honours.
+SERVICE_SCOPES = ("users:read",)
+SUPPORTED_SCOPES = frozenset(
+    {*SERVICE_SCOPES, *(s for scopes in ROLE_SCOPES.values() for s in scopes)}
+)
 
 
 @dataclass(frozen=True)
@@ -44,15 +49,53 @@ class TokenIssuer:
         self.key = key
 
     def access_token(
-        self, *, user_id: uuid.UUID, session_id: uuid.UUID, scopes: Iterable[str]
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        scopes: Iterable[str],
+        client_id: str,
     ) -> AccessToken:
-        """A token for ``user_id`` in session ``session_id`` carrying ``scopes``."""
+        """A token for ``user_id`` in session ``session_id``, issued to ``client_id``."""
+        return self._sign(
+            subject=str(user_id),
+            session_id=session_id,
+            scopes=scopes,
+            client_id=client_id,
+            audience=self.settings.audience,
+        )
+
+    def service_token(
+        self, *, client_id: str, revocation_id: uuid.UUID, scopes: Iterable[str], audience: str
+    ) -> AccessToken:
+        """A client's own token (client credentials): the client is the subject (RFC 9068 §2.2).
+
+        Its ``sid`` is the client's revocation id, so disabling the client revokes it.
+        """
+        return self._sign(
+            subject=client_id,
+            session_id=revocation_id,
+            scopes=scopes,
+            client_id=client_id,
+            audience=audience,
+        )
+
+    def _sign(
+        self,
+        *,
+        subject: str,
+        session_id: uuid.UUID,
+        scopes: Iterable[str],
+        client_id: str,
+        audience: str,
+    ) -> AccessToken:
         now = utcnow()
         ttl = self.settings.access_ttl_s
         claims = {
             "iss": self.settings.issuer,
-            "aud": self.settings.audience,
-            "sub": str(user_id),
+            "aud": audience,
+            "sub": subject,
+            "client_id": client_id,
             "sid": str(session_id),
             "scope": " ".join(scopes),
             "iat": now,

@@ -66,6 +66,10 @@ class TestLogin:
         response = await client.post("/api/v1/auth/login", json={"email": "x@example.com"})
         assert response.status_code == 422
         assert [e["field"] for e in response.json()["errors"]] == ["password"]
+        # The form names its fields as the OAuth2 password form does, errors included.
+        response = await client.post("/api/v1/auth/login", data={"username": "", "password": "p"})
+        assert response.status_code == 422
+        assert [e["field"] for e in response.json()["errors"]] == ["username"]
         response = await client.post(
             "/api/v1/auth/login", content=b"{", headers={"content-type": "application/json"}
         )

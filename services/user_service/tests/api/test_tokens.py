@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -20,6 +21,7 @@ from user_service.config import UserServiceSettings
 from user_service.keys import load_signing_key
 
 from ..utils.auth import bearer, login
+from ..utils.clients import ClientWith
 from ..utils.users import register
 
 pytestmark = pytest.mark.integration
@@ -66,12 +68,30 @@ class TestPublishedKeys:
         assert claims["sid"] == tokens["session_id"]
         assert claims["scope"] == "user"
         assert set(claims) >= {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "scope"}
+        assert claims["client_id"] == "first-party"
+        assert jwt.get_unverified_header(tokens["access_token"])["typ"] == "at+jwt"
 
-    async def test_discovery_document(self, client: httpx.AsyncClient) -> None:
-        doc = (await client.get("/.well-known/openid-configuration")).json()
-        assert doc["jwks_uri"].endswith("/.well-known/jwks.json")
-        assert doc["introspection_endpoint"].endswith("/api/v1/auth/introspect")
-        assert doc["id_token_signing_alg_values_supported"] == ["EdDSA"]
+    async def test_authorization_server_metadata_validates_with_authlib(
+        self, client_with: ClientWith
+    ) -> None:
+        """RFC 8414, validated by an independent implementation (which requires https)."""
+        async with client_with(jwt={"issuer": "https://users.example"}) as client:
+            response = await client.get("/.well-known/oauth-authorization-server")
+        doc = response.json()
+        AuthorizationServerMetadata(doc).validate()
+        assert doc["issuer"] == "https://users.example"
+        assert doc["token_endpoint"] == "https://users.example/oauth/token"
+        assert doc["introspection_endpoint"] == "https://users.example/oauth/introspect"
+        assert set(doc["grant_types_supported"]) == {
+            "password",
+            "refresh_token",
+            "client_credentials",
+        }
+        assert "authorization_endpoint" not in doc
+
+    async def test_there_is_no_openid_document(self, client: httpx.AsyncClient) -> None:
+        """No ID tokens are issued: advertising OpenID Connect would be false."""
+        assert (await client.get("/.well-known/openid-configuration")).status_code == 404
 
 
 class TestForgedTokens:
@@ -85,7 +105,7 @@ class TestForgedTokens:
         assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
 
     async def test_alg_none(self, client: httpx.AsyncClient, claims: dict[str, Any]) -> None:
-        header = {"alg": "none", "typ": "JWT", "kid": "x"}
+        header = {"alg": "none", "typ": "at+jwt", "kid": "x"}
         token = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}."
         assert (await _status(client, token)).status_code == 401
 
@@ -105,7 +125,7 @@ class TestForgedTokens:
             )
         )
         signing_input = (
-            f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}."
+            f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'at+jwt', 'kid': kid}).encode())}."
             f"{_b64(json.dumps(claims).encode())}"
         )
         mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
@@ -113,7 +133,9 @@ class TestForgedTokens:
 
     async def test_unknown_kid(self, client: httpx.AsyncClient, claims: dict[str, Any]) -> None:
         other = ed25519.Ed25519PrivateKey.generate()
-        token = jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": "unknown"})
+        token = jwt.encode(
+            claims, other, algorithm="EdDSA", headers={"kid": "unknown", "typ": "at+jwt"}
+        )
         assert (await _status(client, token)).status_code == 401
 
     async def test_right_kid_wrong_key(
@@ -121,7 +143,7 @@ class TestForgedTokens:
     ) -> None:
         kid = jwt.get_unverified_header(tokens["access_token"])["kid"]
         other = ed25519.Ed25519PrivateKey.generate()
-        token = jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": kid})
+        token = jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
         assert (await _status(client, token)).status_code == 401
 
     @pytest.mark.parametrize(
@@ -134,8 +156,18 @@ class TestForgedTokens:
             {"exp": None},
             {"sid": None},
             {"sub": "not-a-uuid"},
+            {"client_id": None},
         ],
-        ids=["issuer", "audience", "expired", "not-yet-valid", "no-exp", "no-sid", "bad-sub"],
+        ids=[
+            "issuer",
+            "audience",
+            "expired",
+            "not-yet-valid",
+            "no-exp",
+            "no-sid",
+            "bad-sub",
+            "no-client-id",
+        ],
     )
     async def test_validly_signed_but_wrong_claims(
         self,
@@ -147,10 +179,20 @@ class TestForgedTokens:
         key = load_signing_key(settings)
         payload = {**claims, **change, "jti": uuid.uuid4().hex}
         payload = {k: v for k, v in payload.items() if v is not None}
-        token = jwt.encode(payload, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+        headers = {"kid": key.kid, "typ": "at+jwt"}
+        token = jwt.encode(payload, key.private_key, algorithm="EdDSA", headers=headers)
         response = await _status(client, token)
         assert response.status_code == 401
         assert response.json()["error"] == "invalid_token"
+
+    async def test_a_jwt_of_another_type_is_refused(
+        self, client: httpx.AsyncClient, claims: dict[str, Any], settings: UserServiceSettings
+    ) -> None:
+        """RFC 9068 §4: the right key and claims, but not typed as an access token."""
+        key = load_signing_key(settings)
+        payload = {**claims, "jti": uuid.uuid4().hex}
+        token = jwt.encode(payload, key.private_key, algorithm="EdDSA", headers={"kid": key.kid})
+        assert (await _status(client, token)).status_code == 401
 
     async def test_the_untouched_token_still_works(
         self, client: httpx.AsyncClient, tokens: dict[str, Any]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jwt
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -94,3 +95,21 @@ class TestServe:
         time.sleep(0.2)
         assert not [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert "Traceback" not in server.output()
+
+    def test_the_issuer_is_the_address_served(
+        self, data_dir: Path, servers: list[ServiceProcess]
+    ) -> None:
+        """Only `PORT` set (as `make run` with PORT=…): metadata and tokens name that port."""
+        server = start_server(data_dir, workers=1)
+        servers.append(server)
+        server.wait_ready()
+        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+            metadata = client.get("/.well-known/oauth-authorization-server").json()
+            assert metadata["issuer"] == server.base_url
+            assert metadata["token_endpoint"] == f"{server.base_url}/oauth/token"
+            account = {"email": "port@example.com", "password": "correct horse battery"}
+            assert client.post("/api/v1/users", json=account).status_code == 201
+            form = {"grant_type": "password", "username": account["email"]}
+            token = client.post("/oauth/token", data={**form, "password": account["password"]})
+        claims = jwt.decode(token.json()["access_token"], options={"verify_signature": False})
+        assert claims["iss"] == server.base_url

@@ -13,12 +13,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from servicekit.db import AsyncSession, commit, create_sessionmaker
-from servicekit.events import EVENT_FIELD, CloudEvent, EventRecorder, partition_of, stream_key
+from servicekit.events import (
+    EVENT_FIELD,
+    CloudEvent,
+    EventRecorder,
+    Sealer,
+    partition_of,
+    stream_key,
+)
 from servicekit.redis import AnyRedis, KeySpace
 from servicekit.testing.process import ServiceProcess
 from user_service.config import UserServiceSettings
 from user_service.models import Role, outbox
-from user_service.schemas.events import UserRegistered, catalog, user_subject
+from user_service.schemas.events import (
+    EmailVerificationRequested,
+    UserRegistered,
+    catalog,
+    user_subject,
+)
 
 from ..utils.auth import bearer, login
 from ..utils.users import live_email, register
@@ -73,6 +85,27 @@ async def test_lifecycle_events_reach_the_stream_in_commit_order(
     assert events[3].data["reason"] == "logout"
     assert events[1].subject == f"user/{user['id']}/session/{tokens['session_id']}"
     assert all(e.source == "/user_service" for e in events)
+
+
+async def test_a_link_mail_travels_sealed_and_its_token_verifies_the_address(
+    live_client: httpx.AsyncClient, redis_client: AnyRedis, settings: UserServiceSettings
+) -> None:
+    email = live_email()
+    user = await register(live_client, email)
+    asked = await live_client.post("/api/v1/auth/verify-email/request", json={"email": email})
+    assert asked.status_code == 202, asked.text
+    events = await user_events(redis_client, settings, user["id"], 2)
+    request = events[-1]
+    assert request.type == "user.email_verification_requested.v1"
+    payload = catalog().parse(request)
+    assert isinstance(payload, EmailVerificationRequested)
+    token = Sealer(settings.events.seal_keys).open(payload.token)
+    streams = [stream_key(KeySpace.of(settings), p) for p in range(settings.events.partitions)]
+    entries = [await redis_client.xrange(stream) for stream in streams]
+    assert token not in str(entries)  # nowhere in clear on the streams
+    confirmed = await live_client.post("/api/v1/auth/verify-email/confirm", json={"token": token})
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["is_verified"] is True
 
 
 async def test_registration_records_its_event_in_the_request_transaction(

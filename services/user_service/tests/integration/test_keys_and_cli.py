@@ -150,3 +150,36 @@ class TestCreateAdmin:
         finally:
             async with db_engine.begin() as conn:
                 await conn.execute(delete(User).where(User.email.in_([email, f"other-{email}"])))
+
+
+async def _clients(settings: UserServiceSettings, database_url: str, *args: str) -> tuple[int, str]:
+    """Run ``user-service clients …`` as a real process: its exit code and stderr."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(settings.data_dir)}
+    env.pop("REDIS_URL", None)
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "user-service"), "clients", *args,
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+class TestClientsCli:
+    @pytest.mark.parametrize(
+        ("args", "reason"),
+        [
+            (("disable", "no-such-client"), "clients disable: client_not_found:"),
+            (("rotate-secret", "no-such-client"), "clients rotate-secret: client_not_found:"),
+            (("create", "Not A Valid Id"), "clients create: invalid: client_id: "),
+            (("create", "svc-x", "--grant", "implicit"), "clients create: invalid: grant_types"),
+        ],
+    )
+    async def test_refusals_are_one_line_and_exit_1(
+        self, settings: UserServiceSettings, database_url: str, args: tuple[str, ...], reason: str
+    ) -> None:
+        code, stderr = await _clients(settings, database_url, *args)
+        assert code == 1
+        assert stderr.startswith(reason), stderr
+        assert stderr.count("\n") == 1
+        assert "Traceback" not in stderr

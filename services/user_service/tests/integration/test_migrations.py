@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from servicekit.testing.migrations import schema_drift
 from user_service.models import Base
 
 pytestmark = pytest.mark.integration
@@ -32,22 +31,6 @@ async def _current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(current)
 
 
-async def _drift(engine: AsyncEngine) -> list[Any]:
-    """Differences between the database and the models, ignoring other suites' tables."""
-
-    def diff(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        changes: list[Any] = compare_metadata(context, Base.metadata)
-        return changes
-
-    async with engine.connect() as conn:
-        changes = await conn.run_sync(diff)
-    # Tables of other test suites sharing the run's database are not ours to compare.
-    return [
-        c for c in changes if not (c[0] == "remove_table" and c[1].name not in Base.metadata.tables)
-    ]
-
-
 class TestMigrations:
     async def test_migrations_are_reversible(
         self, alembic_config: Config, db_engine: AsyncEngine
@@ -63,7 +46,9 @@ class TestMigrations:
         await asyncio.to_thread(command.upgrade, alembic_config, "head")
         assert await _current_revision(db_engine) == head
         assert ours <= await _tables(db_engine)
-        assert await _drift(db_engine) == [], "the re-created schema differs from the models"
+        assert await schema_drift(db_engine, Base.metadata) == [], (
+            "the re-created schema differs from the models"
+        )
 
     async def test_models_and_migrations_do_not_drift(self, db_engine: AsyncEngine) -> None:
-        assert await _drift(db_engine) == []
+        assert await schema_drift(db_engine, Base.metadata) == []

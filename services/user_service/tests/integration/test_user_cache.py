@@ -9,25 +9,23 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.redis import AnyRedis
-from servicekit.testing import app_client
-from user_service.config import SmtpSettings, UserServiceSettings
-from user_service.main import create_app
-from user_service.models import Role, User
+from user_service.config import UserServiceSettings
+from user_service.models import Role, TokenPurpose, User
 from user_service.schemas.user import UserSnapshot
 
 from ..utils.auth import bearer, login
-from ..utils.smtp_sink import SmtpSink, token_in
+from ..utils.links import requested_tokens
 from ..utils.users import PASSWORD, live_email, register
 
 pytestmark = pytest.mark.integration
@@ -212,22 +210,23 @@ class TestNoStaleReadAfterWrites:
         assert (await live_client.get(ME, headers=user.headers)).status_code == 401
 
     async def test_email_verification(
-        self, mail_client: httpx.AsyncClient, smtp_sink: SmtpSink
+        self, live_client: httpx.AsyncClient, settings: UserServiceSettings, db_engine: AsyncEngine
     ) -> None:
-        user = await member(mail_client)
-        assert (await warm_me(mail_client, user))["is_verified"] is False
+        user = await member(live_client)
+        assert (await warm_me(live_client, user))["is_verified"] is False
 
-        requested = await mail_client.post(
+        requested = await live_client.post(
             "/api/v1/auth/verify-email/request", json={"email": user.email}
         )
         assert requested.status_code == 202, requested.text
-        token = token_in(await smtp_sink.wait_for(user.email))
-        confirmed = await mail_client.post(
+        purpose = TokenPurpose.VERIFY_EMAIL
+        (token,) = await requested_tokens(db_engine, settings, purpose, user.email)
+        confirmed = await live_client.post(
             "/api/v1/auth/verify-email/confirm", json={"token": token}
         )
         assert confirmed.status_code == 200, confirmed.text
 
-        assert (await me(mail_client, user)).json()["is_verified"] is True
+        assert (await me(live_client, user)).json()["is_verified"] is True
 
     async def test_password_change(self, live_client: httpx.AsyncClient) -> None:
         user = await member(live_client)
@@ -346,16 +345,3 @@ class TestConcurrentUpdateAndRead:
         cached = await me(live_client, user)  # and what is cached now is that value
         assert queries(cached) == 0
         assert cached.json()["full_name"] == "name-19"
-
-
-@pytest.fixture
-async def mail_client(
-    settings: UserServiceSettings, db_engine: AsyncEngine, smtp_sink: SmtpSink
-) -> AsyncIterator[httpx.AsyncClient]:
-    """Like ``live_client``, but mail goes to ``smtp_sink`` (the verification link's token)."""
-    smtp = SmtpSettings(host="127.0.0.1", port=smtp_sink.port, start_tls=False, timeout_s=5)
-    email = settings.email.model_copy(update={"backend": "smtp", "smtp": smtp})
-    async with app_client(create_app(settings.model_copy(update={"email": email}))) as client:
-        yield client
-    async with db_engine.begin() as conn:
-        await conn.execute(delete(User).where(User.email.like("live-%")))

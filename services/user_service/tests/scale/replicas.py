@@ -89,6 +89,7 @@ def instance_env(
         "USER_SERVICE_DATABASE__POOL_SIZE": "4",
         "USER_SERVICE_DATABASE__MAX_OVERFLOW": "4",
         "USER_SERVICE_SECRET_KEY": SECRET_KEY,
+        "EVENT_SEAL_KEYS": json.dumps([SECRET_KEY]),
         "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(key_file),
         "USER_SERVICE_JWT__ISSUER": public_url,
         "USER_SERVICE_EMAIL__FRONTEND_URL": public_url,

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
-from servicekit.settings import Environment
-from user_service.config import (
-    DEFAULT_RULES,
-    IntrospectionSettings,
-    JwtSettings,
-    UserServiceSettings,
-)
+from servicekit.settings import Environment, EventSettings
+from user_service.config import DEFAULT_RULES, JwtSettings, UserServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -32,17 +27,6 @@ class TestRateLimitSettings:
         assert set(rules) == set(DEFAULT_RULES)
 
 
-class TestProductionChecks:
-    def test_short_introspection_secret_is_refused(self) -> None:
-        with pytest.raises(ValidationError, match=r"introspection\.clients\.orders"):
-            UserServiceSettings(
-                environment=Environment.PRODUCTION,
-                secret_key=SecretStr("k" * 48),
-                jwt=JwtSettings(private_key=SecretStr("pem")),
-                introspection=IntrospectionSettings(clients={"orders": SecretStr("short")}),
-            )
-
-
 class TestEnumerationSafeMode:
     @pytest.mark.parametrize(
         ("environment", "setting", "on"),
@@ -60,6 +44,7 @@ class TestEnumerationSafeMode:
             environment=environment,
             secret_key=SecretStr("k" * 48),
             jwt=JwtSettings(private_key=SecretStr("p" * 48)),
+            events=EventSettings(seal_keys=[SecretStr("s" * 48)]),
             enumeration_safe=setting,
         )
         assert settings.hides_accounts is on

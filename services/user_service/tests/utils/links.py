@@ -1,4 +1,4 @@
-"""Emailed-link tokens written straight to the database."""
+"""Emailed-link tokens: read from the events asking for the mail, or written to the database."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from servicekit.db import AsyncSession
 from servicekit.db.orm import utcnow
-from user_service.models import EmailToken, TokenPurpose
+from servicekit.events import CloudEvent, Sealer
+from user_service.config import UserServiceSettings
+from user_service.models import EmailToken, TokenPurpose, outbox
 from user_service.repositories import EmailTokenRepository
 from user_service.tokens import hash_token, new_opaque_token
 
@@ -34,3 +39,33 @@ async def stored_link_token(
         )
     )
     return token
+
+
+#: The event asking for each purpose's mail.
+REQUEST_TYPES = {
+    TokenPurpose.VERIFY_EMAIL: "user.email_verification_requested.v1",
+    TokenPurpose.PASSWORD_RESET: "user.password_reset_requested.v1",
+}
+
+
+async def requested_tokens(
+    db: AsyncSession | AsyncEngine, settings: UserServiceSettings, purpose: TokenPurpose, email: str
+) -> list[str]:
+    """The tokens of every link of ``purpose`` asked for ``email``, oldest first, unsealed.
+
+    What the notification service reads: the request events in the outbox, read in the
+    test's transaction (``db_session``) or from what was committed (``db_engine``).
+    """
+    statement = (
+        select(outbox.events.c.envelope)
+        .where(outbox.events.c.type == REQUEST_TYPES[purpose])
+        .order_by(outbox.events.c.id)
+    )
+    if isinstance(db, AsyncEngine):
+        async with db.connect() as conn:
+            envelopes = (await conn.execute(statement)).scalars().all()
+    else:
+        envelopes = (await db.execute(statement)).scalars().all()
+    sealer = Sealer(settings.events.seal_keys)
+    events = [CloudEvent.model_validate_json(envelope) for envelope in envelopes]
+    return [sealer.open(e.data["token"]) for e in events if e.data["email"] == email]

@@ -68,6 +68,7 @@ def start_service(
                 "PROMETHEUS_MULTIPROC_DIR": None,
                 "USER_SERVICE_ENVIRONMENT": "production",
                 "USER_SERVICE_SECRET_KEY": secrets.token_urlsafe(48),
+                "EVENT_SEAL_KEYS": json.dumps([secrets.token_urlsafe(48)]),
                 "USER_SERVICE_JWT__PRIVATE_KEY_FILE": str(signing_key_file),
                 "USER_SERVICE_RATE_LIMIT__RULES": json.dumps(rules),
                 "USER_SERVICE_PASSWORD__HASH_WORKERS": "2",

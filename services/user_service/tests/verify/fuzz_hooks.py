@@ -74,10 +74,14 @@ class SignedIn:
 
     def set(self, case: Case[Any], data: str, ctx: AuthContext) -> None:
         value = f"Bearer {data}"
-        if ctx.operation.path.endswith("/auth/introspect"):
-            # Service credentials (HTTP Basic), not a user's token.
+        if ctx.operation.path == "/oauth/introspect":
+            # Service credentials (HTTP Basic), not a user's token; a client authenticates
+            # one way only (RFC 6749 §2.3), so the form's own credential fields go.
             client = base64.b64encode(os.environ["FUZZ_INTROSPECTION"].encode()).decode()
             value = f"Basic {client}"
+            if isinstance(case.body, dict):
+                case.body.pop("client_id", None)
+                case.body.pop("client_secret", None)
         case.headers["Authorization"] = value
 
 

@@ -33,12 +33,19 @@ pytestmark = pytest.mark.verify
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
 PASSWORD = "fuzzing is fun, " + secrets.token_hex(8)
-INTROSPECTION = ("fuzz", secrets.token_urlsafe(24))
+INTROSPECTION = ("fuzz", secrets.token_urlsafe(32))
 MAX_EXAMPLES = 40
 #: Operations each identity must reach with a 2xx: proof that authentication was wired in.
+#: Introspection is checked in the user's run: the administrator's run may fuzz the clients
+#: API into rotating or disabling the introspection client.
 MUST_REACH = {
-    "user": ["GET /api/v1/users/me", "GET /api/v1/users/me/sessions", "PATCH /api/v1/users/me"],
-    "admin": ["GET /api/v1/users", "GET /api/v1/users/me", "POST /api/v1/auth/introspect"],
+    "user": [
+        "GET /api/v1/users/me",
+        "GET /api/v1/users/me/sessions",
+        "PATCH /api/v1/users/me",
+        "POST /oauth/introspect",
+    ],
+    "admin": ["GET /api/v1/users", "GET /api/v1/users/me", "GET /api/v1/clients"],
 }
 
 
@@ -64,15 +71,24 @@ def service(
         "DATA_DIR": str(tmp / "data"),
         "WORKERS": "1",
         "USER_SERVICE_SECRET_KEY": secret_key,
+        "EVENT_SEAL_KEYS": json.dumps([secret_key]),
         "USER_SERVICE_JWT__PRIVATE_KEY": pem,
         "USER_SERVICE_RATE_LIMIT__ENABLED": "false",
         "USER_SERVICE_LOCKOUT__ENABLED": "false",
-        "USER_SERVICE_INTROSPECTION__CLIENTS": json.dumps({INTROSPECTION[0]: INTROSPECTION[1]}),
         "PROMETHEUS_MULTIPROC_DIR": None,
     }
     process = ServiceProcess([str(BIN / "user-service"), "serve"], tmp / "serve.log", env)
     try:
         process.wait_ready()
+        subprocess.run(  # the introspection caller: an OAuth client with a known secret
+            [str(BIN / "user-service"), "clients", "create", INTROSPECTION[0], "--secret-stdin"],
+            input=INTROSPECTION[1] + "\n",
+            env={**os.environ, "DATABASE_URL": database_url},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         key_body = "".join(pem.strip().splitlines()[1:-1])
         yield Service(process, [PASSWORD, secret_key, INTROSPECTION[1], key_body, database_url])
     finally:

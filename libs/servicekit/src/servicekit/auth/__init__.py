@@ -12,8 +12,18 @@ and ``Depends(require_scopes("admin"))`` where a scope is needed.
 
 from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.denylist import RevocationUnavailable, SessionDenylist
-from servicekit.auth.deps import CurrentPrincipal, get_principal, require_scopes
-from servicekit.auth.errors import InsufficientScope, InvalidToken, NotAuthenticated
+from servicekit.auth.deps import (
+    CurrentPrincipal,
+    get_principal,
+    require_any_scope,
+    require_scopes,
+)
+from servicekit.auth.errors import (
+    InsufficientScope,
+    InvalidToken,
+    NotAuthenticated,
+    UserTokenRequired,
+)
 from servicekit.auth.keys import KeySource, RemoteJWKS, StaticKeySource
 from servicekit.auth.principal import Principal
 from servicekit.auth.setup import jwks_auth
@@ -33,7 +43,9 @@ __all__ = [
     "SessionDenylist",
     "StaticKeySource",
     "TokenVerifier",
+    "UserTokenRequired",
     "get_principal",
     "jwks_auth",
+    "require_any_scope",
     "require_scopes",
 ]

@@ -33,7 +33,8 @@ async def authenticate_token(request: Request, token: str | None) -> Principal:
     if not token:
         raise NotAuthenticated
     principal = await app_state(request).authenticator().authenticate(token)
-    user_id_var.set(principal.user_id)  # logged from here on (the chassis resets it)
+    # Logged from here on (the chassis resets it): the user, or the calling service.
+    user_id_var.set(principal.client_id if principal.is_service else principal.user_id)
     return principal
 
 
@@ -60,6 +61,25 @@ def require_scopes(
         principal: Annotated[Principal, Depends(principal_dependency)],
     ) -> Principal:
         if not principal.has_scopes(*scopes):
+            raise InsufficientScope(" ".join(scopes))
+        return principal
+
+    return dependency
+
+
+def require_any_scope(
+    *scopes: str, principal_dependency: PrincipalDependency = get_principal
+) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that yields the principal if it holds one of ``scopes``, else 403.
+
+    E.g. ``require_any_scope("admin", "users:read")``: an administrator, or a service
+    whose client was granted ``users:read``.
+    """
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(principal_dependency)],
+    ) -> Principal:
+        if not principal.scopes.intersection(scopes):
             raise InsufficientScope(" ".join(scopes))
         return principal
 

@@ -38,3 +38,14 @@ class InsufficientScope(AppError):
         super().__init__(
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required}"'}
         )
+
+
+class UserTokenRequired(AppError):
+    """A service's own token (client credentials) was used where a user must act."""
+
+    status_code = 403
+    code = "user_token_required"
+    message = "This operation acts for a user; a service token carries none."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})

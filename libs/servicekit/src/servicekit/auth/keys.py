@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKSetError
 
@@ -13,6 +12,8 @@ from servicekit.observability.logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    import httpx
 
 log = get_logger(__name__)
 
@@ -52,6 +53,10 @@ class RemoteJWKS:
         ttl_s: float = 300.0,
         refetch_interval_s: float = 30.0,
     ) -> None:
+        # httpx is imported here, not with the module: the issuer, which verifies with its
+        # own keys, would import it (~0.05-0.1 s) at every start-up for nothing.
+        import httpx
+
         self.url = url
         self._client = client or httpx.AsyncClient(timeout=5.0)
         self._owns_client = client is None
@@ -62,6 +67,8 @@ class RemoteJWKS:
         self.fetch_count = 0
 
     async def _fetch(self) -> None:
+        import httpx  # already loaded by __init__
+
         self._fetched_at = time.monotonic()
         self.fetch_count += 1
         try:

@@ -20,13 +20,14 @@ if TYPE_CHECKING:
     from servicekit.auth.keys import KeySource
 
 #: Claims every access token must carry.
-REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "scope")
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "scope", "client_id")
 #: Asymmetric algorithms only; never ``none`` or an HMAC that a public key could forge.
 SUPPORTED_ALGORITHMS = ("EdDSA", "RS256")
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 
 class TokenVerifier:
-    """Verifies signature, algorithm, ``kid``, issuer, audience and time claims."""
+    """Verifies signature, algorithm, ``kid``, ``typ``, issuer, audience and time claims."""
 
     def __init__(
         self,
@@ -73,6 +74,9 @@ class TokenVerifier:
         except InvalidTokenError as exc:
             raise InvalidToken("The access token is malformed.") from exc
         alg, kid = header.get("alg"), header.get("kid")
+        if str(header.get("typ", "")).lower() not in _ACCESS_TOKEN_TYPES:
+            # RFC 9068 §4: an ID token or another JWT signed by the same key is not one.
+            raise InvalidToken("The token is not an access token (typ at+jwt).")
         if alg not in self.algorithms or not isinstance(kid, str):
             raise InvalidToken("The access token uses an unexpected algorithm or key.")
         key = await self.keys.get(kid)
@@ -88,13 +92,17 @@ class TokenVerifier:
                 leeway=self.leeway_s,
                 options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
             )
-            return Principal(
-                user_id=uuid.UUID(claims["sub"]),
+            principal = Principal(
+                subject=str(claims["sub"]),
                 session_id=uuid.UUID(claims["sid"]),
                 scopes=frozenset(str(claims["scope"]).split()),
                 token_id=str(claims["jti"]),
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                client_id=str(claims["client_id"]),
             )
+            if not principal.is_service:
+                uuid.UUID(principal.subject)  # a user's subject is a user id
+            return principal
         except InvalidTokenError as exc:
             raise InvalidToken(f"The access token is invalid: {exc}.") from exc
         except (ValueError, TypeError) as exc:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ColumnElement,
     ColumnExpressionArgument,
     OrderByList,
+    Select,
     UnaryExpression,
     asc,
     desc,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
+SelectT = TypeVar("SelectT")
 
 OrderClause = OrderByList | UnaryExpression[Any]
 
@@ -134,6 +136,25 @@ def keyset_after(
     row = tuple_(at_column, id_column)
     after = (position.at, position.id)
     return row < after if descending else row > after
+
+
+def keyset_window(
+    statement: Select[SelectT],
+    at_column: ColumnExpressionArgument[Any],
+    id_column: ColumnExpressionArgument[Any],
+    *,
+    after: Keyset | None,
+    descending: bool,
+    limit: int,
+) -> Select[SelectT]:
+    """``statement`` in keyset order, from the row after ``after``, at most ``limit`` rows."""
+    if after is not None:
+        statement = statement.where(
+            keyset_after(at_column, id_column, after, descending=descending)
+        )
+    return statement.order_by(*keyset_order(at_column, id_column, descending=descending)).limit(
+        limit
+    )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Domain events: CloudEvents envelopes, a transactional outbox, a relay to Redis Streams."""
 
+from servicekit.events.cli import add_events_commands, run_events_command
 from servicekit.events.consumer import (
     EventConsumerGroup,
     Handler,
@@ -7,7 +8,7 @@ from servicekit.events.consumer import (
     dead_letter_key,
 )
 from servicekit.events.dlq import DeadLetters
-from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
+from servicekit.events.envelope import CloudEvent, ConsumedEvent, DomainEvent, EventCatalog
 from servicekit.events.outbox import (
     EventRecorder,
     OutboxTables,
@@ -16,12 +17,20 @@ from servicekit.events.outbox import (
     record,
 )
 from servicekit.events.relay import OutboxRelay
-from servicekit.events.setup import events_startup, outbox_relay, run_relay
+from servicekit.events.sealing import Sealed, Sealer, SealError
+from servicekit.events.setup import (
+    Subscription,
+    consumer_group,
+    events_startup,
+    outbox_relay,
+    run_relay,
+)
 from servicekit.events.streams import EVENT_FIELD, StreamPublisher, stream_key
 
 __all__ = [
     "EVENT_FIELD",
     "CloudEvent",
+    "ConsumedEvent",
     "DeadLetters",
     "DomainEvent",
     "EventCatalog",
@@ -31,13 +40,20 @@ __all__ = [
     "InboxTables",
     "OutboxRelay",
     "OutboxTables",
+    "SealError",
+    "Sealed",
+    "Sealer",
     "StreamPublisher",
+    "Subscription",
+    "add_events_commands",
+    "consumer_group",
     "dead_letter_key",
     "events_startup",
     "install_relay_wake",
     "outbox_relay",
     "partition_of",
     "record",
+    "run_events_command",
     "run_relay",
     "stream_key",
 ]

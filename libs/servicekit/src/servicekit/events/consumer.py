@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from servicekit.db.session import request_transaction
 from servicekit.errors import ServiceUnavailable
 from servicekit.events.envelope import CloudEvent, DomainEvent, EventCatalog
 from servicekit.events.streams import EVENT_FIELD, stream_key
-from servicekit.observability import metrics
+from servicekit.observability import metrics, tracing
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import REDIS_ERRORS
 from servicekit.runtime.loop import BackgroundLoop
@@ -87,6 +88,7 @@ class PartitionConsumer(BackgroundLoop):
         self.group = group
         self.stream = stream_key(group.source, partition)
         self._created = False
+        self._next_observation = 0.0
 
     async def step(self) -> None:
         """Claim stale entries, then read new ones (blocking up to ``block_ms``)."""
@@ -107,6 +109,10 @@ class PartitionConsumer(BackgroundLoop):
         for entry_id, fields in entries:
             if fields:  # a claimed entry trimmed away meanwhile has no fields
                 await group.deliver(self.stream, entry_id, fields)
+        now = time.monotonic()
+        if now >= self._next_observation:  # XINFO per read would double the round trips
+            self._next_observation = now + group.observe_interval_s
+            await group.observe(self.stream)
 
     def on_error(self, exc: Exception) -> None:
         """Redis or the database failed; the entry stays pending and is tried again."""
@@ -134,6 +140,8 @@ class EventConsumerGroup:
         claim_idle_ms: int = 30_000,
         block_ms: int = 250,
         batch: int = 100,
+        tracer_provider: Any = None,
+        observe_interval_s: float = 5.0,
     ) -> None:
         self.redis = redis
         self.sessionmaker = sessionmaker
@@ -148,6 +156,10 @@ class EventConsumerGroup:
         #: How long a read waits for new entries; keep it under the client's socket timeout.
         self.block_ms = block_ms
         self.batch = batch
+        #: Handling spans continue the producer's trace (``traceparent``) when given.
+        self.tracer_provider = tracer_provider
+        #: How often each reader reports lag, pending entries and the dead-letter size.
+        self.observe_interval_s = observe_interval_s
         self.readers = [PartitionConsumer(self, p) for p in range(partitions)]
 
     async def create_group(self, stream: str) -> None:
@@ -157,6 +169,16 @@ class EventConsumerGroup:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+    async def observe(self, stream: str) -> None:
+        """Set the lag and pending gauges of ``stream`` and the dead-letter size."""
+        groups: Any = await self.redis.xinfo_groups(stream)
+        for info in groups or []:
+            if info.get("name") == self.group:
+                metrics.consumer_lag().labels(self.group, stream).set(info.get("lag") or 0)
+                metrics.consumer_pending().labels(self.group, stream).set(info.get("pending", 0))
+        size = await self.redis.xlen(dead_letter_key(self.source, self.group))
+        metrics.dead_letters().labels(self.group).set(size)
 
     async def deliver(self, stream: str, entry_id: Any, fields: Mapping[Any, Any]) -> None:
         """Handle one entry with retries; acknowledge it, or dead-letter it."""
@@ -168,9 +190,13 @@ class EventConsumerGroup:
             await self._dead_letter(stream, entry_id, fields, f"unreadable event: {exc!r}")
             return
         if handler is not None and payload is not None:
-            # Every log line of the handling names the event.
-            with structlog.contextvars.bound_contextvars(
-                event_id=envelope.id, event_type=envelope.type
+            # Every log line of the handling names the event (and its trace, when traced).
+            names = {"event_id": envelope.id, "event_type": envelope.type}
+            with (
+                structlog.contextvars.bound_contextvars(**names),
+                tracing.consumer_span(
+                    self.tracer_provider, f"{envelope.type} process", envelope.traceparent, names
+                ),
             ):
                 error = await self._apply_with_retries(handler, payload, envelope)
             if error is not None:
@@ -195,6 +221,7 @@ class EventConsumerGroup:
                 if _unavailable(exc):
                     raise  # not the event's fault: it stays pending and is claimed later
                 error = repr(exc)
+                metrics.events_consumed().labels(self.group, envelope.type, "failed").inc()
                 log.warning("events.handler_failed", attempt=attempt, error=error)
             else:
                 return None

@@ -45,6 +45,17 @@ class DomainEvent(BaseModel):
         return f"{cls.event_type}.v{cls.version}"
 
 
+class ConsumedEvent(DomainEvent):
+    """A consumer's view of another service's event type: only the fields it uses.
+
+    Fields the producer adds later are ignored, so a backward-compatible change of the
+    producer's payload (a new field) does not break its consumers; a consumer declares the
+    type with the producer's name and version, never imports the producer's code.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope with the partition-key and distributed-tracing extensions."""
 

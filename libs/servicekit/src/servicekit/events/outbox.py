@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from servicekit.db.orm import UTCDateTime, utcnow
 from servicekit.db.session import on_commit
 from servicekit.events.envelope import CloudEvent
+from servicekit.observability import tracing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -145,7 +146,11 @@ class EventRecorder:
     ) -> CloudEvent:
         """Wrap ``event`` in its envelope and add it to the outbox in the transaction."""
         envelope = CloudEvent.wrap(
-            event, source=self.source, subject=subject, partition_key=partition_key
+            event,
+            source=self.source,
+            subject=subject,
+            partition_key=partition_key,
+            traceparent=tracing.current_traceparent(),  # consumers continue this trace
         )
         await record(session, self.tables, envelope, partitions=self.partitions)
         return envelope

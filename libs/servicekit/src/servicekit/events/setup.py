@@ -1,32 +1,43 @@
-"""Start-up hook wiring a service's outbox: the recorder its services take and the relay."""
+"""Wiring of a service's events: its outbox, recorder and relay; its consumer group."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
+import os
+import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from servicekit.db.engine import create_engine
-from servicekit.db.session import create_sessionmaker
+from servicekit.events.consumer import EventConsumerGroup
 from servicekit.events.outbox import EventRecorder, install_relay_wake
 from servicekit.events.relay import OutboxRelay
+from servicekit.events.sealing import Sealer
 from servicekit.events.streams import StreamPublisher
-from servicekit.observability.logging import get_logger
-from servicekit.redis.client import create_redis
 from servicekit.redis.keys import KeySpace
+from servicekit.runtime.worker import WorkerBackends, run_worker
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from servicekit.db.session import AsyncSession
+    from servicekit.events.consumer import Handler, InboxTables
+    from servicekit.events.envelope import EventCatalog
     from servicekit.events.outbox import OutboxTables
     from servicekit.redis.client import AnyRedis
-    from servicekit.settings import ServiceSettings
+    from servicekit.settings import ConsumerSettings, ServiceSettings
     from servicekit.state import AppState
 
-log = get_logger(__name__)
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What a service consumes: a producer's events, its handlers and the inbox they share."""
+
+    #: The producing service (its key space on the shared Redis, ``user_service``).
+    producer: str
+    catalog: EventCatalog
+    handlers: Mapping[str, Handler]
+    inbox: InboxTables
 
 
 def outbox_relay(
@@ -47,30 +58,44 @@ async def run_relay(settings: ServiceSettings, tables: OutboxTables) -> None:
     Run it with ``events.relay_in_process`` off in the serving processes, or beside them:
     relays share the work safely either way.
     """
-    if not settings.redis.url:
-        raise SystemExit("relay: REDIS_URL is not set (the embedded Redis lives in `serve`)")
-    engine = create_engine(settings)
-    redis = create_redis(settings, settings.redis.url)
-    relay = outbox_relay(settings, create_sessionmaker(engine), redis, tables)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    relay.start()
-    log.info("events.relay_started", partitions=settings.events.partitions)
-    try:
-        await stopping.wait()
-    finally:
-        await relay.stop()
-        await redis.aclose()
-        await engine.dispose()
-        log.info("events.relay_stopped")
+
+    def build(backends: WorkerBackends) -> list[OutboxRelay]:
+        return [outbox_relay(settings, backends.sessionmaker, backends.redis, tables)]
+
+    await run_worker(settings, build, name="events.relay")
+
+
+def consumer_group(
+    settings: ServiceSettings,
+    consumer: ConsumerSettings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    redis: AnyRedis,
+    subscription: Subscription,
+) -> EventConsumerGroup:
+    """The service's consumer group on the producer's streams (not started).
+
+    The group is named after the consuming service; each process is one consumer of it.
+    """
+    return EventConsumerGroup(
+        redis,
+        sessionmaker,
+        subscription.inbox,
+        source=KeySpace.of(settings, subscription.producer),
+        partitions=consumer.partitions,
+        group=settings.service_name,
+        consumer=f"{socket.gethostname()}-{os.getpid()}",
+        catalog=subscription.catalog,
+        handlers=subscription.handlers,
+        max_attempts=consumer.max_attempts,
+        claim_idle_ms=consumer.claim_idle_ms,
+        batch=consumer.batch,
+    )
 
 
 def events_startup(
     tables: OutboxTables,
 ) -> Callable[[AppState], Awaitable[Callable[[], Awaitable[None]]]]:
-    """A startup hook: provide an :class:`EventRecorder` and an :class:`OutboxRelay`.
+    """A startup hook: provide an :class:`EventRecorder`, a :class:`Sealer` and the relay.
 
     It is a ``create_app(on_startup=[...])`` hook; the relay runs in this process unless
     ``events.relay_in_process`` is off.
@@ -83,6 +108,7 @@ def events_startup(
         settings = state.settings
         relay = outbox_relay(settings, state.sessionmaker, state.redis, tables)
         state.provide(EventRecorder.of(settings, tables))
+        state.provide(Sealer(settings.events.seal_keys))
         state.provide(relay)
         state.session_hooks.append(install_relay_wake(relay.wake))
         if settings.events.relay_in_process:

@@ -9,13 +9,13 @@ if TYPE_CHECKING:
 
 RawHeaders = list[tuple[bytes, bytes]]
 
-# Swagger UI and ReDoc load their scripts from a CDN; they get a looser policy.
+# Swagger UI and ReDoc (assets served by the service itself, no CDN) run inline scripts and
+# styles, and ReDoc a worker from a blob; they get this looser policy.
 DOCS_PATHS = ("/docs", "/redoc")
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 _DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'"
 )
 _COMMON = {
     "x-content-type-options": "nosniff",

@@ -124,10 +124,10 @@ def auth_failures() -> Counter:
 
 
 @cache
-def _gauge_max(name: str, documentation: str) -> Gauge:
-    # Every process observes the same shared state (an outbox): report the largest value,
-    # not the sum over workers.
-    return Gauge(name, documentation, multiprocess_mode="livemax")
+def _gauge_max(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+    # Every process observes the same shared state (an outbox, a stream): report the largest
+    # value, not the sum over workers.
+    return Gauge(name, documentation, labels, multiprocess_mode="livemax")
 
 
 def redis_circuit_state() -> Gauge:
@@ -163,10 +163,33 @@ def events_published() -> Counter:
 
 
 def events_consumed() -> Counter:
-    """Events a consumer group finished with, by group, type and outcome (handled, dead)."""
+    """Events a consumer group finished with, by group, type and outcome.
+
+    Outcomes: ``handled``, ``dead`` (moved to the dead-letter stream) and ``failed`` (one
+    failed attempt of a handler, retried or dead-lettered after).
+    """
     return counter(
         "events_consumed_total", "Events consumed, by outcome.", ("group", "type", "outcome")
     )
+
+
+def consumer_lag() -> Gauge:
+    """Entries of a stream not yet delivered to a consumer group."""
+    return _gauge_max(
+        "events_consumer_lag", "Stream entries not yet read by the group.", ("group", "stream")
+    )
+
+
+def consumer_pending() -> Gauge:
+    """Entries delivered to a consumer group and not yet acknowledged."""
+    return _gauge_max(
+        "events_consumer_pending", "Entries read and not acknowledged.", ("group", "stream")
+    )
+
+
+def dead_letters() -> Gauge:
+    """Entries in a consumer group's dead-letter stream."""
+    return _gauge_max("events_dead_letters", "Entries in the dead-letter stream.", ("group",))
 
 
 def render_latest() -> tuple[bytes, str]:

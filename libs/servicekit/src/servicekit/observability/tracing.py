@@ -6,10 +6,13 @@ The OpenTelemetry packages are imported only when tracing is on, so a service wi
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -102,3 +105,37 @@ def shutdown(provider: Any) -> None:
     SQLAlchemyInstrumentor().uninstrument()
     RedisInstrumentor().uninstrument()
     provider.shutdown()
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the span in progress, if one is (for an event's envelope)."""
+    try:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    except ImportError:  # pragma: no cover - tracing extra not installed
+        return None
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)  # writes nothing without a valid span
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def consumer_span(
+    provider: Any, name: str, traceparent: str | None, attributes: Mapping[str, str]
+) -> Iterator[None]:
+    """A consumer span continuing the trace of ``traceparent``; nothing without a provider."""
+    if provider is None:
+        yield
+        return
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        if traceparent
+        else None
+    )
+    tracer = provider.get_tracer("servicekit.events")
+    with tracer.start_as_current_span(
+        name, context=parent, kind=SpanKind.CONSUMER, attributes=dict(attributes)
+    ):
+        yield

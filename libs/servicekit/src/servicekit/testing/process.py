@@ -67,14 +67,19 @@ class ServiceProcess:
         """The process id of the started command (the leader of its process group)."""
         return self.process.pid
 
-    def wait_ready(self, path: str = "/health/ready", timeout: float = 40.0) -> None:
-        """Poll ``path`` until it answers 200; fail with the process output if it never does."""
+    def wait_ready(
+        self, path: str = "/health/ready", timeout: float = 40.0, *, base_url: str | None = None
+    ) -> None:
+        """Poll ``path`` until it answers 200; fail with the process output if it never does.
+
+        ``base_url`` probes another server of the process tree than the one on :attr:`port`.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.base_url + path, timeout=1).status_code == 200:
+                if httpx.get((base_url or self.base_url) + path, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -12,12 +12,18 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from user_service.api.oauth import router as oauth_router
 from user_service.config import PasswordSettings
 from user_service.schemas.fields import PASSWORD_POLICY_MARK
 
+OAUTH_PREFIX = oauth_router.prefix + "/"
+
 
 def document_password_policy(app: FastAPI, policy: PasswordSettings) -> None:
-    """Wrap ``app.openapi`` so marked properties carry the policy's length bounds."""
+    """Wrap ``app.openapi`` so marked properties carry the policy's length bounds.
+
+    It also drops FastAPI's 422 from the OAuth endpoints, which answer RFC 6749 errors.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -29,6 +35,10 @@ def document_password_policy(app: FastAPI, policy: PasswordSettings) -> None:
                     if prop.pop(PASSWORD_POLICY_MARK, False):
                         prop["minLength"] = policy.min_length
                         prop["maxLength"] = policy.max_length
+            for path, item in schema.get("paths", {}).items():
+                if path.startswith(OAUTH_PREFIX):  # invalid parameters are 400 invalid_request
+                    for operation in item.values():
+                        operation.get("responses", {}).pop("422", None)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

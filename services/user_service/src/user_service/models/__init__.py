@@ -3,6 +3,7 @@
 from user_service.models.base import Base
 from user_service.models.email_token import EmailToken, TokenPurpose
 from user_service.models.idempotency_key import IdempotencyKey
+from user_service.models.oauth_client import OAuthClient
 from user_service.models.outbox import outbox
 from user_service.models.refresh_token import RotatedRefreshToken
 from user_service.models.session import Session
@@ -12,6 +13,7 @@ __all__ = [
     "Base",
     "EmailToken",
     "IdempotencyKey",
+    "OAuthClient",
     "Role",
     "RotatedRefreshToken",
     "Session",

@@ -34,6 +34,8 @@ class Session(Base):
     revoke_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     user_agent: Mapped[str | None] = mapped_column(String(512), default=None)
     ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    #: The OAuth client that opened the session (``None``: before clients were recorded).
+    client_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
     user: Mapped[User] = relationship(back_populates="sessions", lazy="raise")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from servicekit.db.pagination import Keyset, keyset_after, keyset_order
+from servicekit.db.pagination import Keyset, keyset_window
 from servicekit.db.repository import Repository
 from user_service.models import Role, User
 
@@ -42,11 +42,8 @@ class UserQueryRepository(Repository[User]):
             statement = statement.where(User.is_verified == is_verified)
         if role is not None:
             statement = statement.where(User.role == role)
-        if after is not None:
-            statement = statement.where(
-                keyset_after(User.created_at, User.id, after, descending=descending)
+        return await self.list(
+            keyset_window(
+                statement, User.created_at, User.id, after=after, descending=descending, limit=limit
             )
-        statement = statement.order_by(
-            *keyset_order(User.created_at, User.id, descending=descending)
-        ).limit(limit)
-        return await self.list(statement)
+        )

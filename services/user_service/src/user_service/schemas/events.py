@@ -8,8 +8,9 @@ order. Addresses travel only where a consumer needs them to reach the user.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from servicekit.events import DomainEvent, EventCatalog
+from servicekit.events import DomainEvent, EventCatalog, Sealed
 from user_service.models.user import Role
 
 
@@ -94,6 +95,46 @@ class SessionRevoked(DomainEvent, event_type="session.revoked", version=1):
     reason: str
 
 
+class EmailVerificationRequested(
+    DomainEvent, event_type="user.email_verification_requested", version=1
+):
+    """A verification link is to be mailed; ``token`` is sealed (``events.seal_keys``).
+
+    The courier opens it, builds the link to ``/verify-email?token=…`` and sends the mail.
+    The token works once and until ``expires_at``.
+    """
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    token: Sealed
+    expires_at: datetime
+
+
+class PasswordResetRequested(DomainEvent, event_type="user.password_reset_requested", version=1):
+    """A password-reset link is to be mailed; ``token`` is sealed (``events.seal_keys``).
+
+    The courier opens it, builds the link to ``/reset-password?token=…`` and sends the mail.
+    The token works once and until ``expires_at``.
+    """
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    token: Sealed
+    expires_at: datetime
+
+
+class UserRegistrationAttempted(DomainEvent, event_type="user.registration_attempted", version=1):
+    """Someone registered an address that has an account (the enumeration-safe mode).
+
+    The registration was answered like a new one; the courier tells the owner instead.
+    """
+
+    user_id: uuid.UUID
+    email: str
+
+
 def user_subject(user_id: uuid.UUID) -> str:
     """The subject and partition key of a user's events."""
     return f"user/{user_id}"
@@ -112,4 +153,7 @@ def catalog() -> EventCatalog:
         UserDeleted,
         SessionCreated,
         SessionRevoked,
+        EmailVerificationRequested,
+        PasswordResetRequested,
+        UserRegistrationAttempted,
     )

@@ -5,11 +5,14 @@ the link went to and an expiry. Confirming takes a row lock and marks the token 
 same transaction, so a token works once even when two confirmations race; a new request
 replaces the user's earlier tokens of that purpose.
 
-The request steps answer the same whether or not an address has an account: the mail is
-queued only after commit and delivered in the background (see ``user_service.email``). In
-the enumeration-safe mode (``enumeration_safe``) even the lookup happens after the
-response, in :meth:`AccountRecoveryService._request_later`, so the time to answer cannot
-tell which addresses are registered either.
+The request steps answer the same whether or not an address has an account. A link is
+asked for with an event (``user.email_verification_requested``,
+``user.password_reset_requested``) recorded in a transaction of this service, its token
+sealed; the notification service sends the mail, so a mail is never lost to a crash after
+the commit and no request waits on a mail server. In the enumeration-safe mode
+(``enumeration_safe``) even the lookup happens after the response, in
+:meth:`AccountRecoveryService._request_later`, so the time to answer cannot tell which
+addresses are registered either.
 """
 
 from __future__ import annotations
@@ -17,33 +20,35 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
 from servicekit.db import AsyncSession, on_commit, request_transaction
 from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
 from servicekit.runtime import BackgroundTasks
 from user_service.addresses import normalize_email
-from user_service.email import EmailSender, OutgoingEmail
 from user_service.errors import InvalidOrExpiredLink
 from user_service.models import EmailToken, TokenPurpose, User
 from user_service.repositories import EmailTokenRepository, UserRepository
-from user_service.schemas.events import UserEmailVerified, UserPasswordChanged, user_subject
+from user_service.schemas.events import (
+    EmailVerificationRequested,
+    PasswordResetRequested,
+    UserEmailVerified,
+    UserPasswordChanged,
+    UserRegistrationAttempted,
+    user_subject,
+)
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from servicekit.events import EventRecorder
+    from servicekit.events import EventRecorder, Sealer
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
     from user_service.security import PasswordHasher
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
-
-VERIFY_EMAIL_PATH = "/verify-email"
-RESET_PASSWORD_PATH = "/reset-password"  # noqa: S105 - a path, not a password
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,9 +58,9 @@ class AccountRecoveryService:
     hasher: PasswordHasher
     limiter: RateLimiter
     revoker: SessionRevoker
-    mailer: EmailSender
     settings: EmailSettings
     events: EventRecorder
+    sealer: Sealer
     #: Look addresses up after the response (in :attr:`background`, on sessions of this
     #: sessionmaker) rather than inside the request; ``None``: inside the request.
     sessionmaker: async_sessionmaker[AsyncSession] | None = None
@@ -88,22 +93,16 @@ class AccountRecoveryService:
         await self.limiter.check([("password_reset_email", normalize_email(email))])
         await self._request(session, TokenPurpose.PASSWORD_RESET, email)
 
-    def mail_registration_attempt(self, session: AsyncSession, user: User) -> None:
-        """Tell the owner of ``user``'s address, after commit, that it was registered again.
+    async def mail_registration_attempt(self, session: AsyncSession, user: User) -> None:
+        """Tell the owner of ``user``'s address that it was registered again (an event).
 
         The enumeration-safe registration answers a known address like a new one; this
-        mail is how its owner (and only they) learn of it.
+        notice is how its owner (and only they) learn of it.
         """
-        base = self.settings.frontend_url.rstrip("/")
-        text = _REGISTRATION_ATTEMPT.format(reset=f"{base}{RESET_PASSWORD_PATH}")
-        self._send_after_commit(
+        await self.events(
             session,
-            OutgoingEmail(
-                to=user.email,
-                subject="Your account already exists",
-                text=text,
-                kind="registration_attempt",
-            ),
+            UserRegistrationAttempted(user_id=user.id, email=user.email),
+            subject=user_subject(user.id),
         )
 
     async def _request(self, session: AsyncSession, purpose: TokenPurpose, email: str) -> None:
@@ -156,23 +155,22 @@ class AccountRecoveryService:
 
     async def _issue(
         self, session: AsyncSession, user: User, purpose: TokenPurpose, ttl_minutes: int
-    ) -> str:
+    ) -> tuple[str, EmailToken]:
         """Replace the user's tokens of ``purpose`` with a new one; returns it in clear."""
         token = new_opaque_token()  # the same opaque 256-bit form as refresh tokens
         now = utcnow()
         repo = EmailTokenRepository.from_session(session)
         await repo.discard(user_id=user.id, purpose=purpose)
-        await repo.add(
-            EmailToken(
-                token_hash=hash_token(token),
-                user_id=user.id,
-                purpose=purpose,
-                email=user.email,
-                created_at=now,
-                expires_at=now + timedelta(minutes=ttl_minutes),
-            )
+        record = EmailToken(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            purpose=purpose,
+            email=user.email,
+            created_at=now,
+            expires_at=now + timedelta(minutes=ttl_minutes),
         )
-        return token
+        await repo.add(record)
+        return token, record
 
     async def _redeem(self, session: AsyncSession, token: str, purpose: TokenPurpose) -> User:
         """Mark the token used and return its user, or raise :class:`InvalidOrExpiredLink`."""
@@ -190,64 +188,25 @@ class AccountRecoveryService:
         return user
 
     async def _mail_link(self, session: AsyncSession, user: User, purpose: TokenPurpose) -> None:
-        """Issue a token of ``purpose`` and mail its link once the transaction commits."""
+        """Issue a token of ``purpose`` and record the event asking for its mail."""
         minutes = (
             self.settings.verification_ttl_minutes
             if purpose is TokenPurpose.VERIFY_EMAIL
             else self.settings.password_reset_ttl_minutes
         )
-        token = await self._issue(session, user, purpose, minutes)
-        path, subject, template = _MAILS[purpose]
-        base = self.settings.frontend_url.rstrip("/")
-        link = f"{base}{path}?{urlencode({'token': token})}"
-        message = OutgoingEmail(
-            to=user.email,
-            subject=subject,
-            text=template.format(link=link, valid_for=_duration(minutes)),
-            kind=purpose.value,
-            link=link,
+        token, record = await self._issue(session, user, purpose, minutes)
+        request = _REQUESTS[purpose](
+            user_id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            token=self.sealer.seal(token),  # never in clear in the outbox or the streams
+            expires_at=record.expires_at,
         )
-        self._send_after_commit(session, message)
-
-    def _send_after_commit(self, session: AsyncSession, message: OutgoingEmail) -> None:
-        """The one place this service hands mail to the sender: after the commit."""
-
-        async def send() -> None:
-            await self.mailer.send(message)
-
-        on_commit(session, send)
+        await self.events(session, request, subject=user_subject(user.id))
 
 
-#: Per purpose: the front-end path of the link, the subject and the text of the mail.
-_MAILS = {
-    TokenPurpose.VERIFY_EMAIL: (
-        VERIFY_EMAIL_PATH,
-        "Confirm your email address",
-        "Please confirm your email address by opening this link:\n\n{link}\n\n"
-        "The link is valid for {valid_for} and works once. "
-        "If you did not create an account, ignore this email.\n",
-    ),
-    TokenPurpose.PASSWORD_RESET: (
-        RESET_PASSWORD_PATH,
-        "Reset your password",
-        "Someone, hopefully you, asked to reset the password of your account. "
-        "Choose a new password here:\n\n{link}\n\n"
-        "The link is valid for {valid_for} and works once; using it signs "
-        "you out on every device. If you did not ask for this, ignore this email: "
-        "your password stays unchanged.\n",
-    ),
+#: Per purpose: the event asking for the mail.
+_REQUESTS: dict[TokenPurpose, type[EmailVerificationRequested | PasswordResetRequested]] = {
+    TokenPurpose.VERIFY_EMAIL: EmailVerificationRequested,
+    TokenPurpose.PASSWORD_RESET: PasswordResetRequested,
 }
-
-
-_REGISTRATION_ATTEMPT = (
-    "Someone, hopefully you, tried to create an account with this email address, which "
-    "already has one. If it was you, sign in instead; if you forgot your password, reset "
-    "it here:\n\n{reset}\n\nIf it was not you, ignore this email: nothing has changed.\n"
-)
-
-
-def _duration(minutes: int) -> str:
-    if minutes % 60:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    hours = minutes // 60
-    return f"{hours} hour{'s' if hours != 1 else ''}"

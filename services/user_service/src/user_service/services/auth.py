@@ -40,9 +40,10 @@ class TokenPair:
 
     access_token: str
     expires_in: int
-    refresh_token: str
+    #: ``None`` for a client-credentials token, which has no session.
+    refresh_token: str | None
     scope: str
-    session_id: uuid.UUID
+    session_id: uuid.UUID | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class AuthService:
     #: Derives a rotated refresh token's successor (see ``successor_refresh_token``).
     refresh_secret: str
     events: EventRecorder
+    #: The client of sessions opened without one (the JSON endpoints, public clients).
+    first_party_client_id: str
 
     async def login(
         self,
@@ -74,6 +77,7 @@ class AuthService:
         email: str,
         password: str,
         client: ClientInfo,
+        client_id: str | None = None,
     ) -> TokenPair:
         """Check the credentials and open a session; unknown emails cost the same time.
 
@@ -112,6 +116,7 @@ class AuthService:
             expires_at=now + timedelta(days=self.jwt.refresh_token_ttl_days),
             user_agent=(client.user_agent or "")[:512] or None,
             ip=client.ip,
+            client_id=client_id or self.first_party_client_id,
         )
         await SessionRepository.from_session(session).add(record)
         created = SessionCreated(
@@ -126,12 +131,15 @@ class AuthService:
         log.info("user.login.succeeded", user_id=str(user.id), session_id=str(record.id))
         return self._pair(user, record, refresh_token)
 
-    async def refresh(self, session: AsyncSession, *, refresh_token: str) -> TokenPair:
+    async def refresh(
+        self, session: AsyncSession, *, refresh_token: str, client_id: str | None = None
+    ) -> TokenPair:
         """Rotate the refresh token (RFC 9700 §4.14).
 
         A token used again after rotation revokes its session — unless it comes back
         within the grace window while its successor is still current (two tabs refreshing
-        at once), in which case the same successor is returned again.
+        at once), in which case the same successor is returned again. A refresh token only
+        works for the client it was issued to (RFC 6749 §6).
         """
         repo = SessionRepository.from_session(session)
         token_hash = hash_token(refresh_token)
@@ -141,6 +149,7 @@ class AuthService:
         # must not be judged, or stamp the rotation, with a time taken before it.
         now = utcnow()
         if current is not None:
+            self._same_client(current, client_id)
             await self.limiter.check([("refresh_session", str(current.id))])
             user = await self._usable(session, current, now)
             await repo.add_rotated(token_hash, current.id, now)
@@ -160,6 +169,7 @@ class AuthService:
         now = utcnow()
         current_successor = record.refresh_token_hash == hash_token(successor)
         if current_successor and within_grace(now - rotated.rotated_at, grace):
+            self._same_client(record, client_id)
             await self.limiter.check([("refresh_session", str(record.id))])
             user = await self._usable(session, record, now)
             return self._pair(user, record, successor)
@@ -191,9 +201,18 @@ class AuthService:
             raise InvalidGrant
         return user
 
+    def _same_client(self, record: Session, client_id: str | None) -> None:
+        if client_id is not None and (record.client_id or self.first_party_client_id) != client_id:
+            raise InvalidGrant
+
     def _pair(self, user: User, record: Session, refresh_token: str) -> TokenPair:
         scopes = ROLE_SCOPES[user.role]
-        access = self.issuer.access_token(user_id=user.id, session_id=record.id, scopes=scopes)
+        access = self.issuer.access_token(
+            user_id=user.id,
+            session_id=record.id,
+            scopes=scopes,
+            client_id=record.client_id or self.first_party_client_id,
+        )
         return TokenPair(
             access_token=access.token,
             expires_in=access.expires_in,

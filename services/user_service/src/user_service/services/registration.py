@@ -45,7 +45,7 @@ class RegistrationService:
                 raise
         owner = await UserRepository.from_session(session).get_by_email(normalize_email(email))
         if owner is not None:  # deleted meanwhile: there is nobody to tell
-            self.recovery.mail_registration_attempt(session, owner)
+            await self.recovery.mail_registration_attempt(session, owner)
         return _unsaved_account(normalize_email(email), full_name)
 
 

@@ -19,7 +19,11 @@ from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 from servicekit.redis import REDIS_ERRORS
 from servicekit.runtime import BackgroundLoop
-from user_service.repositories import RevokedSessionReader, SessionRepository
+from user_service.repositories import (
+    DisabledClientReader,
+    RevokedSessionReader,
+    SessionRepository,
+)
 from user_service.schemas.events import SessionRevoked, user_subject
 from user_service.services.idempotency import idempotency
 
@@ -80,9 +84,13 @@ class SessionRevoker:
                 partition_key=user_subject(user_id),
             )
         if revoked:
-            on_commit(session, lambda: self._publish(revoked))
+            self.list_after_commit(session, revoked)
             log.info("auth.sessions_revoked", count=len(revoked), reason=reason)
         return revoked
+
+    def list_after_commit(self, session: AsyncSession, ids: Sequence[uuid.UUID]) -> None:
+        """Put ``ids`` (sessions, or a disabled client's tokens) on the denylist after commit."""
+        on_commit(session, lambda: self._publish(ids))
 
     async def _publish(self, revoked: Sequence[uuid.UUID]) -> None:
         try:
@@ -133,10 +141,12 @@ class DenylistMaintainer(BackgroundLoop):
         """List every session revoked within the TTL, then mark the list complete."""
         ttl = self.ttl_s
         now = utcnow()
+        since = now - timedelta(seconds=ttl)
         async with read_only_session(self.sessionmaker) as session:
-            rows = await RevokedSessionReader.from_session(session).revoked_since(
-                now - timedelta(seconds=ttl)
-            )
+            rows = [
+                *await RevokedSessionReader.from_session(session).revoked_since(since),
+                *await DisabledClientReader.from_session(session).disabled_since(since),
+            ]
         entries = [(sid, ttl - int((now - at).total_seconds())) for sid, at in rows]
         self.dirty = False
         await self.denylist.revoke(entries)
@@ -168,10 +178,13 @@ class DenylistMaintainer(BackgroundLoop):
 def database_revocation_check(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> Callable[[uuid.UUID], Awaitable[bool]]:
-    """The denylist's fallback: ask PostgreSQL whether a session is revoked."""
+    """The denylist's fallback: ask PostgreSQL whether a session (or a client) is revoked."""
 
     async def is_revoked(session_id: uuid.UUID) -> bool:
         async with read_only_session(sessionmaker) as session:
+            disabled = await DisabledClientReader.from_session(session).is_disabled(session_id)
+            if disabled is not None:  # a service token: its `sid` is its client's
+                return disabled
             return await RevokedSessionReader.from_session(session).is_revoked(session_id)
 
     return is_revoked

@@ -17,7 +17,14 @@ from servicekit.db.pagination import InvalidCursor
 from servicekit.errors import PreconditionFailed
 from servicekit.http import problem_responses
 from user_service.api.v1.users import SnapshotResponse
-from user_service.deps import AdminPrincipal, DbSession, IfMatch, ReadConnections, UserAdmin
+from user_service.deps import (
+    AdminPrincipal,
+    DbSession,
+    IfMatch,
+    ReadConnections,
+    UserAdmin,
+    UserReader,
+)
 from user_service.errors import CannotModifySelf, UserNotFound
 from user_service.schemas.admin import UserAdminUpdate, UserListQuery, UserPage
 from user_service.schemas.user import UserRead, user_etag
@@ -60,9 +67,9 @@ async def list_users(
     responses={**problem_responses(*_AUTH_ERRORS, UserNotFound, 422), **_ETAG},
 )
 async def get_user(
-    user_id: uuid.UUID, _admin: AdminPrincipal, connections: ReadConnections, admin: UserAdmin
+    user_id: uuid.UUID, _reader: UserReader, connections: ReadConnections, admin: UserAdmin
 ) -> Response:
-    """Any user's account."""
+    """Any user's account (administrators, or services granted `users:read`)."""
     return SnapshotResponse(await admin.get_user(connections, user_id))
 
 

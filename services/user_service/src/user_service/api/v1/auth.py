@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -21,18 +21,14 @@ from user_service.deps import (
     CurrentPrincipal,
     CurrentUser,
     DbSession,
-    IntrospectionClient,
-    TokenAdmin,
 )
 from user_service.errors import (
-    InvalidClient,
     InvalidCredentials,
     InvalidGrant,
     PasswordPolicyViolation,
     WrongPassword,
 )
 from user_service.schemas.auth import (
-    IntrospectionResponse,
     LoginRequest,
     RefreshRequest,
     TokenResponse,
@@ -67,53 +63,49 @@ async def read_login(request: Request) -> LoginRequest:
             ) from exc
     elif media_type in {_FORM, "multipart/form-data"}:
         form = await request.form()
-        data = {
-            "email": form.get("username") or form.get("email"),
-            "password": form.get("password"),
-        }
+        data = {"email": form.get("username"), "password": form.get("password")}
     else:
         raise UnsupportedMediaType
+    names = _FORM_NAMES if media_type != "application/json" else {}
     try:
         return LoginRequest.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            {**err, "loc": ("body", *err["loc"])}
+        errors = [  # named as the client sent them: the form's `username` is the email
+            {**err, "loc": ("body", *(names.get(str(part), part) for part in err["loc"]))}
             for err in exc.errors(include_url=False, include_input=False)
         ]
         raise RequestValidationError(errors) from exc
 
 
+#: The OAuth2 password form's field for each ``LoginRequest`` field it names differently.
+_FORM_NAMES = {"email": "username"}
+
+
 def _tokens(pair: TokenPair) -> TokenResponse:
-    return TokenResponse(
-        access_token=pair.access_token,
-        expires_in=pair.expires_in,
-        refresh_token=pair.refresh_token,
-        scope=pair.scope,
-        session_id=pair.session_id,
-    )
+    return TokenResponse.model_validate(pair, from_attributes=True)
 
 
-_LOGIN_BODY = {
-    "required": True,
-    "content": {
-        _FORM: {
-            "schema": {
-                "type": "object",
-                "required": ["username", "password"],
-                "properties": {
-                    "username": {"type": "string", "description": "The account's email."},
-                    "password": {"type": "string", "format": "password"},
-                },
-            }
+def _login_body() -> dict[str, Any]:
+    """Both bodies ``read_login`` accepts, with the same bounds as ``LoginRequest``."""
+    schema = LoginRequest.model_json_schema()
+    fields = schema["properties"]
+    form = {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": {**fields["email"], "title": "Username", "description": "The email."},
+            "password": {**fields["password"], "format": "password"},
         },
-        "application/json": {"schema": LoginRequest.model_json_schema()},
-    },
-}
+    }
+    return {
+        "required": True,
+        "content": {_FORM: {"schema": form}, "application/json": {"schema": schema}},
+    }
 
 
 @router.post(
     "/login",
-    openapi_extra={"requestBody": _LOGIN_BODY},
+    openapi_extra={"requestBody": _login_body()},
     dependencies=[Depends(rate_limit("login_ip"))],
     responses=problem_responses(
         InvalidCredentials, UnsupportedMediaType, RateLimited, RateLimitUnavailable, 422
@@ -182,44 +174,3 @@ async def change_password(
         new_password=body.new_password,
         current_session_id=principal.session_id,
     )
-
-
-@router.post(
-    "/revoke",
-    response_class=Response,  # RFC 7009: 200 with no body
-    responses={
-        200: {"description": "Revoked, or the token was not valid anyway."},
-        **problem_responses(422),
-    },
-)
-async def revoke(
-    token: Annotated[str, Form(min_length=1, max_length=4096)],
-    session: DbSession,
-    token_admin: TokenAdmin,
-    token_type_hint: Annotated[str | None, Form()] = None,
-) -> Response:
-    """Revoke a refresh or access token (RFC 7009); the answer is 200 whatever the token."""
-    await token_admin.revoke(session, token=token, hint=token_type_hint)
-    return Response(status_code=status.HTTP_200_OK)
-
-
-@router.post(
-    "/introspect",
-    response_model_exclude_none=True,
-    responses=problem_responses(InvalidClient, 422),
-)
-async def introspect(
-    token: Annotated[str, Form(min_length=1, max_length=4096)],
-    client_id: IntrospectionClient,
-    session: DbSession,
-    token_admin: TokenAdmin,
-    token_type_hint: Annotated[str | None, Form()] = None,
-) -> IntrospectionResponse:
-    """Whether a token is active and what it grants (RFC 7662); for service credentials."""
-    result = await token_admin.introspect(
-        session,
-        client_id=client_id,
-        token=token,
-        hint=token_type_hint,
-    )
-    return IntrospectionResponse.model_validate(result)

@@ -1,0 +1,1 @@
+"""fastapi-users' SQLAlchemy example (``examples/sqlalchemy`` in its repository), for make bench."""

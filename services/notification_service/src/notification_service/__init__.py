@@ -1,0 +1,1 @@
+"""Notification service: the mail courier and the notification resource API."""

@@ -1,0 +1,35 @@
+"""The kinds of mail: which are security notices (always sent) and which carry a link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MailKind:
+    """One kind of mail and its template (``templates/<name>.txt.j2`` and ``.html.j2``)."""
+
+    name: str
+    #: Security notices cannot be switched off.
+    security: bool
+    #: The user service's page the mail links to, with the sealed token (``None``: no link).
+    link_path: str | None = None
+    #: The address is erased from the delivery once sent (the account no longer exists).
+    erase_after_send: bool = False
+
+
+KINDS = {
+    kind.name: kind
+    for kind in (
+        MailKind("verify_email", security=True, link_path="/verify-email"),
+        MailKind("password_reset", security=True, link_path="/reset-password"),
+        MailKind("welcome", security=False),
+        MailKind("password_changed", security=True),
+        MailKind("new_sign_in", security=True),
+        MailKind("account_deactivated", security=True),
+        MailKind("account_deleted", security=True, erase_after_send=True),
+        MailKind("account_exists", security=True, link_path=None),
+    )
+}
+#: The kinds a user may switch off.
+OPTIONAL_KINDS = frozenset(name for name, kind in KINDS.items() if not kind.security)
