@@ -8,6 +8,7 @@ behave as for any outage, only without waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -147,6 +148,33 @@ class TestCircuit:
             with pytest.raises(RedisError):  # its timeout (then the reopened circuit)
                 await probe
             assert _breaker(client).state == "open"
+
+    async def test_a_subscriber_idle_read_does_not_keep_it_closed(
+        self, client: AnyRedis, server: EmbeddedRedis
+    ) -> None:
+        # A subscriber's read that times out without a message returns None, from a hung
+        # server as from a quiet one: it must not count as a success (the change feed).
+        pubsub = client.pubsub()
+        await pubsub.subscribe("quiet")
+        stop = asyncio.Event()
+
+        async def listen() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(RedisError):  # refused too, once the circuit opens
+                    await pubsub.get_message(timeout=0.05)
+                await asyncio.sleep(0)
+
+        listener = asyncio.create_task(listen())
+        try:
+            with frozen(server):
+                for _ in range(3):  # one after the other, with idle reads in between
+                    with pytest.raises(RedisError):
+                        await client.ping()
+                assert _breaker(client).state == "open"
+        finally:
+            stop.set()
+            await listener
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 class TestDegradedPaths:

@@ -208,8 +208,8 @@ class ServerSettings(BaseModel):
     keep_alive_timeout_s: int = Field(5, ge=1)
     #: Seconds the supervisor waits for a worker's health-check answer before replacing it
     #: (uvicorn's default is 5). A spawned worker answers only once it has re-imported the
-    #: command's modules; measured at up to 5.9 s on a loaded 2-core machine, so the default
-    #: leaves a margin of five times that.
+    #: command's modules; workers took 5.1-7.3 s to start on a loaded 2-core machine, so the
+    #: default leaves a margin of four times the slowest.
     worker_healthcheck_timeout_s: int = Field(30, ge=1)
 
 

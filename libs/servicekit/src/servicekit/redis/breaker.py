@@ -18,7 +18,6 @@ to stop waiting on a server that does not answer.
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker
@@ -31,7 +30,7 @@ from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 
@@ -75,16 +74,28 @@ class RedisBreaker:
             metrics.redis_circuit_rejections().inc()
             raise RedisCircuitOpen(f"Redis circuit {state}; not calling the server")
 
-    @contextlib.contextmanager
-    def guard(self) -> Iterator[None]:
-        """Around one attempt: refused while open, counted when it fails, closes on success."""
+    async def guard(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """Run one attempt: refused while open, counted when it fails, closes on a reply.
+
+        Only timeouts and connection errors count as failures. An attempt that returns
+        ``None`` is no evidence either way: a subscriber's read that timed out without a
+        message returns ``None`` from a hung server as from a quiet one.
+        """
         self.check()
         probe = self.circuit.state == STATE_HALF_OPEN  # check() let no other probe through
         if probe:
             self._probing = True
         try:
-            with self.circuit:  # counts timeouts and connection errors; a success resets
-                yield
+            result = await attempt()
+        except RedisCircuitOpen:
+            raise  # refused by a nested attempt (a connect): not a new failure
+        except (RedisTimeoutError, RedisConnectionError) as exc:
+            self.circuit.__exit__(type(exc), exc, exc.__traceback__)  # counts the failure
+            raise
+        else:
+            if result is not None:
+                self.circuit.__exit__(None, None, None)  # a reply: resets, closes
+            return result
         finally:
             if probe:
                 self._probing = False
@@ -126,17 +137,16 @@ class BreakerRetry(Retry):
     ) -> T:
         """Run ``do`` with retries; each attempt passes the breaker."""
 
-        async def attempt() -> T:
-            with self.breaker.guard():
-                return await do()
-
         def retryable(error: Exception) -> bool:
             if isinstance(error, RedisCircuitOpen):
                 return False
             return is_retryable is None or is_retryable(error)
 
         return await super().call_with_retry(
-            attempt, fail, is_retryable=retryable, with_failure_count=with_failure_count
+            lambda: self.breaker.guard(do),
+            fail,
+            is_retryable=retryable,
+            with_failure_count=with_failure_count,
         )
 
 

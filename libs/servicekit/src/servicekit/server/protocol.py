@@ -8,7 +8,10 @@ long as the client likes. This subclass adds, from :class:`ServerLimits`:
 - ``header_timeout_s`` from the connection's (or the next request's) first byte, and before
   it, to the end of the headers: 408, then the connection is closed;
 - ``body_timeout_s`` from the end of the headers to the end of the body: 408 if no response
-  has started (the app sees a disconnect), else the connection is closed.
+  has started (the app sees a disconnect), else the connection is closed;
+- ``max_in_flight`` requests per worker: past it, 503 ``overloaded`` with ``Retry-After: 1``
+  before any task or app code runs (``/health/*`` and ``/metrics`` exempt); the connection
+  stays open but is not read for that second.
 
 Requests the parser refuses (``Content-Length: -1``, a NUL in a header) get uvicorn's 400,
 but as problem+json with a request id instead of ``text/plain``. Only the answers the server
