@@ -9,7 +9,7 @@ from fastapi import Depends
 from notification_service.services.courier import Courier
 from notification_service.services.preferences import MutedKinds
 from servicekit.auth import CurrentPrincipal, Principal, require_scopes
-from servicekit.deps import DbSession, ReadConnections, component
+from servicekit.deps import DbSession, component
 from servicekit.redis import Cache
 
 #: The courier, to wake after a commit that made a delivery due.
@@ -25,5 +25,4 @@ __all__ = [
     "CurrentPrincipal",
     "DbSession",
     "Preferences",
-    "ReadConnections",
 ]

@@ -13,8 +13,10 @@ and ``Depends(require_scopes("admin"))`` where a scope is needed.
 from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.denylist import RevocationUnavailable, SessionDenylist
 from servicekit.auth.deps import (
+    BEARER_SECURITY,
     CurrentPrincipal,
     get_principal,
+    request_principal,
     require_any_scope,
     require_scopes,
 )
@@ -30,6 +32,7 @@ from servicekit.auth.setup import jwks_auth
 from servicekit.auth.verifier import SUPPORTED_ALGORITHMS, TokenVerifier
 
 __all__ = [
+    "BEARER_SECURITY",
     "SUPPORTED_ALGORITHMS",
     "Authenticator",
     "CurrentPrincipal",
@@ -46,6 +49,7 @@ __all__ = [
     "UserTokenRequired",
     "get_principal",
     "jwks_auth",
+    "request_principal",
     "require_any_scope",
     "require_scopes",
 ]

@@ -5,7 +5,7 @@ objects of the closure in :func:`require_scopes`, which string annotations would
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,6 +39,18 @@ async def authenticate_token(request: Request, token: str | None) -> Principal:
 
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from the user service.")
+#: ``openapi_extra`` of a route that authenticates with :func:`request_principal`.
+BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+
+async def request_principal(request: Request) -> Principal:
+    """The principal of the request's bearer token, read without a FastAPI dependency.
+
+    For the hottest routes: every dependency FastAPI solves costs microseconds per call.
+    Declare the scheme with ``openapi_extra=BEARER_SECURITY``.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return await authenticate_token(request, token.strip() if scheme.lower() == "bearer" else None)
 
 
 async def get_principal(

@@ -7,6 +7,7 @@ its user's entry once it has committed.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -47,17 +48,23 @@ def preferences_cache(settings: ServiceSettings, redis: AnyRedis) -> Preferences
     )
 
 
-async def read_preferences(
+async def preferences_json(
     cache: PreferencesCache, user_id: uuid.UUID, open_connection: ConnectionSource
-) -> PreferencesRead:
-    """Every kind of mail and whether ``user_id`` receives it (a database read on a miss)."""
+) -> bytes:
+    """``PreferencesRead`` of ``user_id`` as JSON (a database read on a cache miss only)."""
 
     async def load() -> MutedKinds:
         async with open_connection() as connection:
             return MutedKinds(kinds=await PreferencesRepository.muted_on(connection, user_id))
 
     muted = await cache.get_or_load(user_id, load)
-    return _view(frozenset(muted.kinds if muted else ()))
+    return _view_json(frozenset(muted.kinds if muted else ()))
+
+
+@functools.cache
+def _view_json(muted: frozenset[str]) -> bytes:
+    # A handful of combinations exist (subsets of the optional kinds): each encoded once.
+    return _view(muted).model_dump_json().encode()
 
 
 async def update_preferences(
