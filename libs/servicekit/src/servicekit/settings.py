@@ -185,6 +185,9 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     #: Listen port of `serve`.
     port: int = Field(8000, ge=0, le=65535)
+    #: Where a process without HTTP API (`relay`, `worker`) serves `/metrics` (behind
+    #: `http.metrics_token`) and `/health/live`; unset: it serves nothing.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
     #: uvicorn worker processes.
     workers: int = Field(1, ge=1)
     #: How long in-flight requests may run on after SIGTERM.

@@ -14,11 +14,12 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from notification_service.config import NotificationServiceSettings
 from servicekit.redis import AnyRedis
-from servicekit.testing.process import ServiceProcess
+from servicekit.testing.process import ServiceProcess, free_port
 from servicekit.testing.smtp import SmtpSink
 
 from ..utils.events import link_request, publish
@@ -31,7 +32,7 @@ SMTP_DOWN_S = 30.0
 
 
 def start_worker(
-    tmp_path: Path, settings: NotificationServiceSettings, name: str
+    tmp_path: Path, settings: NotificationServiceSettings, name: str, metrics_port: int = 0
 ) -> ServiceProcess:
     smtp, courier, redis = settings.email.smtp, settings.courier, settings.redis
     assert redis.url is not None
@@ -55,6 +56,7 @@ def start_worker(
             "NOTIFICATION_SERVICE_COURIER__MAX_ATTEMPTS": "20",
             "NOTIFICATION_SERVICE_COURIER__POLL_INTERVAL_S": "0.2",
             "NOTIFICATION_SERVICE_CONSUMER__CLAIM_IDLE_MS": "1000",
+            "NOTIFICATION_SERVICE_SERVER__METRICS_PORT": str(metrics_port),
         },
     )
 
@@ -77,7 +79,8 @@ async def test_a_killed_worker_and_a_30_s_smtp_outage_deliver_every_mail_once(
         first.kill()  # SIGKILL while the server holds its RCPT TO: that mail is not sent
         smtp_sink.stop()
         smtp_sink.rcpt_delay_s = 0.0
-        second = start_worker(tmp_path, settings, "worker-2")
+        metrics_port = free_port()
+        second = start_worker(tmp_path, settings, "worker-2", metrics_port)
         await asyncio.sleep(SMTP_DOWN_S)  # it retries with backoff meanwhile
         smtp_sink.start()
         for address in addresses:
@@ -85,6 +88,10 @@ async def test_a_killed_worker_and_a_30_s_smtp_outage_deliver_every_mail_once(
         await asyncio.sleep(2)  # room for a duplicate to show up
         received = Counter(str(m["To"]).rsplit("<", 1)[-1].rstrip(">") for m in smtp_sink.messages)
         assert received == dict.fromkeys(addresses, 1), second.output()
+        async with httpx.AsyncClient() as client:  # the worker is scraped like a server
+            scraped = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        sent = 'notification_deliveries_total{kind="verify_email",outcome="sent"}'
+        assert f"{sent} {float(MAILS)}" in scraped
     finally:
         first.kill()
         if second is not None:

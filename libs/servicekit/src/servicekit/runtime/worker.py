@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from servicekit.db.engine import create_engine
 from servicekit.db.session import create_sessionmaker
 from servicekit.observability import tracing
+from servicekit.observability.exporter import MetricsExporter
 from servicekit.observability.logging import get_logger
 from servicekit.redis.client import create_redis
 
@@ -63,7 +64,14 @@ async def run_worker(
     provider = tracing.create_tracer_provider(settings) if settings.tracing.enabled else None
     if provider is not None:
         tracing.instrument_backends(engine, provider)
-    loops = build(WorkerBackends(settings, create_sessionmaker(engine), redis, provider))
+    loops: list[Runnable] = list(
+        build(WorkerBackends(settings, create_sessionmaker(engine), redis, provider))
+    )
+    if settings.server.metrics_port is not None:  # scraped like a serving process
+        token = settings.http.resolved_metrics_token()
+        loops.append(
+            MetricsExporter(settings.server.host, settings.server.metrics_port, token=token)
+        )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
