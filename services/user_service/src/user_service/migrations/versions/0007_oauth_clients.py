@@ -17,6 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    """Create `oauth_clients` and give each session the client it was opened by."""
     op.create_table(
         "oauth_clients",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -38,6 +39,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the sessions' client column and `oauth_clients`."""
     with op.batch_alter_table("sessions") as batch:
         batch.drop_column("client_id")
     op.drop_index("ix_oauth_clients_disabled_at", table_name="oauth_clients")
