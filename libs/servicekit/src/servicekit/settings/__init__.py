@@ -6,6 +6,7 @@ The conventional platform variables ``DATABASE_URL``, ``REDIS_URL``, ``HOST``, `
 ``WORKERS`` and ``DATA_DIR`` are honoured without the prefix because every deployment tool
 already speaks them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

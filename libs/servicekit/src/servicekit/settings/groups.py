@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from servicekit.settings.secrets import DEV_SECRET_PLACEHOLDER
 
+
 class Environment(StrEnum):
     """Where the service runs; production turns on the strict start-up checks."""
 
