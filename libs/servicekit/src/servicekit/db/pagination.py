@@ -18,7 +18,7 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import orjson
 from pydantic import BaseModel, Field
@@ -182,3 +182,10 @@ class CursorPage(BaseModel, Generic[ItemT]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to fetch the next page; `null` on the last page."
     )
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> Self:
+        """The body of ``page``, each item read from its row's attributes."""
+        return cls.model_validate(
+            {"items": list(page.items), "next_cursor": page.next_cursor}, from_attributes=True
+        )

@@ -27,9 +27,7 @@ async def list_all(
     page = await list_deliveries(
         session, user_id=None, status=query.status, cursor=query.cursor, limit=query.limit
     )
-    return DeliveryPage(
-        items=[DeliveryRead.model_validate(d) for d in page.items], next_cursor=page.next_cursor
-    )
+    return DeliveryPage.of(page)
 
 
 @router.post(

@@ -8,7 +8,6 @@ from notification_service.deps import CurrentPrincipal, DbSession, Preferences
 from notification_service.errors import SecurityMailRequired, UnknownMailKind
 from notification_service.schemas.api import (
     NotificationPage,
-    NotificationRead,
     PageParams,
     PreferencesRead,
     PreferencesUpdate,
@@ -35,10 +34,7 @@ async def list_notifications(
     page = await list_deliveries(
         session, user_id=principal.user_id, status=None, cursor=query.cursor, limit=query.limit
     )
-    return NotificationPage(
-        items=[NotificationRead.model_validate(d) for d in page.items],
-        next_cursor=page.next_cursor,
-    )
+    return NotificationPage.of(page)
 
 
 @router.get(

@@ -55,10 +55,7 @@ async def list_users(
         is_verified=query.is_verified,
         role=query.role,
     )
-    return UserPage(
-        items=[UserRead.model_validate(user) for user in page.items],
-        next_cursor=page.next_cursor,
-    )
+    return UserPage.of(page)
 
 
 @router.get(
