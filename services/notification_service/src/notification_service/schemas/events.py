@@ -20,24 +20,22 @@ class Registered(ConsumedEvent, event_type="user.registered", version=1):
     full_name: str
 
 
-class VerificationRequested(ConsumedEvent, event_type="user.email_verification_requested"):
+class _LinkRequested(ConsumedEvent):
+    """A mail with a single-use link is to be sent (``token`` sealed)."""
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    token: Sealed
+    expires_at: datetime
+
+
+class VerificationRequested(_LinkRequested, event_type="user.email_verification_requested"):
     """A verification link is to be mailed (``token`` sealed)."""
 
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    token: Sealed
-    expires_at: datetime
 
-
-class ResetRequested(ConsumedEvent, event_type="user.password_reset_requested", version=1):
+class ResetRequested(_LinkRequested, event_type="user.password_reset_requested", version=1):
     """A password-reset link is to be mailed (``token`` sealed)."""
-
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    token: Sealed
-    expires_at: datetime
 
 
 class EmailVerified(ConsumedEvent, event_type="user.email_verified", version=1):

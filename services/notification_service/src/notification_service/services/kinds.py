@@ -28,7 +28,7 @@ KINDS = {
         MailKind("new_sign_in", security=True),
         MailKind("account_deactivated", security=True),
         MailKind("account_deleted", security=True, erase_after_send=True),
-        MailKind("account_exists", security=True, link_path=None),
+        MailKind("account_exists", security=True),
     )
 }
 #: The kinds a user may switch off.

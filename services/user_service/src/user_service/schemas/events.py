@@ -95,8 +95,18 @@ class SessionRevoked(DomainEvent, event_type="session.revoked", version=1):
     reason: str
 
 
+class _LinkRequested(DomainEvent):
+    """The payload of a mail carrying a single-use link; the token is sealed."""
+
+    user_id: uuid.UUID
+    email: str
+    full_name: str
+    token: Sealed
+    expires_at: datetime
+
+
 class EmailVerificationRequested(
-    DomainEvent, event_type="user.email_verification_requested", version=1
+    _LinkRequested, event_type="user.email_verification_requested", version=1
 ):
     """A verification link is to be mailed; ``token`` is sealed (``events.seal_keys``).
 
@@ -104,25 +114,13 @@ class EmailVerificationRequested(
     The token works once and until ``expires_at``.
     """
 
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    token: Sealed
-    expires_at: datetime
 
-
-class PasswordResetRequested(DomainEvent, event_type="user.password_reset_requested", version=1):
+class PasswordResetRequested(_LinkRequested, event_type="user.password_reset_requested", version=1):
     """A password-reset link is to be mailed; ``token`` is sealed (``events.seal_keys``).
 
     The courier opens it, builds the link to ``/reset-password?token=…`` and sends the mail.
     The token works once and until ``expires_at``.
     """
-
-    user_id: uuid.UUID
-    email: str
-    full_name: str
-    token: Sealed
-    expires_at: datetime
 
 
 class UserRegistrationAttempted(DomainEvent, event_type="user.registration_attempted", version=1):
