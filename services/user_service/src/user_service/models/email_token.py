@@ -18,13 +18,15 @@ class TokenPurpose(StrEnum):
 
     VERIFY_EMAIL = "verify_email"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose, not a password
+    EMAIL_CHANGE = "email_change"
 
 
 class EmailToken(Base):
     """An emailed token. Only its SHA-256 is stored; ``used_at`` makes it single-use.
 
-    ``email`` is the address the link was sent to: a token stops working if the account's
-    address has changed since, so it can neither verify nor reset a different mailbox.
+    ``email`` is the account's address when the link was issued (where verification and reset
+    links go): a token stops working if the address has changed since, so it can neither
+    verify nor reset a different mailbox. An email-change link goes to ``new_email``.
     """
 
     __tablename__ = "email_tokens"
@@ -40,6 +42,8 @@ class EmailToken(Base):
         )
     )
     email: Mapped[str] = mapped_column(String(320))
+    #: For an email change: the address the link was sent to, which it confirms.
+    new_email: Mapped[str | None] = mapped_column(String(320), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

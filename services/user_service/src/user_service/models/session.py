@@ -36,6 +36,11 @@ class Session(Base):
     ip: Mapped[str | None] = mapped_column(String(45), default=None)
     #: The OAuth client that opened the session (``None``: before clients were recorded).
     client_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: When the user last proved who they are in this session (sign-in or step-up);
+    #: ``None``: opened before this was recorded (``created_at`` stands in).
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: How (RFC 8176 ``amr`` values, space-separated): ``pwd``, ``pwd otp``.
+    amr: Mapped[str | None] = mapped_column(String(64), default=None)
 
     user: Mapped[User] = relationship(back_populates="sessions", lazy="raise")
 

@@ -133,6 +133,48 @@ class UserRegistrationAttempted(DomainEvent, event_type="user.registration_attem
     email: str
 
 
+class EmailChangeRequested(_LinkRequested, event_type="user.email_change_requested", version=1):
+    """The user asked to move the account to ``email`` (the new address).
+
+    The courier mails the confirmation link (``/confirm-email-change?token=…``) to ``email``
+    and a notice to ``previous_email``; ``token`` is sealed and works once, until
+    ``expires_at``, and only while no newer request was made.
+    """
+
+    previous_email: str
+
+
+class UserEmailChanged(DomainEvent, event_type="user.email_changed", version=1):
+    """The account's address is now ``email``; its other sessions were revoked."""
+
+    user_id: uuid.UUID
+    email: str
+    previous_email: str
+
+
+class MfaEnabled(DomainEvent, event_type="user.mfa_enabled", version=1):
+    """The user switched TOTP on."""
+
+    user_id: uuid.UUID
+    email: str
+
+
+class MfaDisabled(DomainEvent, event_type="user.mfa_disabled", version=1):
+    """TOTP is off: by the user, or by an administrator's reset (``actor_id``)."""
+
+    user_id: uuid.UUID
+    email: str
+    actor_id: uuid.UUID | None
+
+
+class RecoveryCodeUsed(DomainEvent, event_type="user.recovery_code_used", version=1):
+    """A recovery code signed the user in; ``remaining`` codes are left."""
+
+    user_id: uuid.UUID
+    email: str
+    remaining: int
+
+
 def user_subject(user_id: uuid.UUID) -> str:
     """The subject and partition key of a user's events."""
     return f"user/{user_id}"
@@ -154,4 +196,9 @@ def catalog() -> EventCatalog:
         EmailVerificationRequested,
         PasswordResetRequested,
         UserRegistrationAttempted,
+        EmailChangeRequested,
+        UserEmailChanged,
+        MfaEnabled,
+        MfaDisabled,
+        RecoveryCodeUsed,
     )
