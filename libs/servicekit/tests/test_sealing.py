@@ -48,5 +48,5 @@ def test_max_age_refuses_an_old_seal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_no_key_is_a_configuration_error() -> None:
-    with pytest.raises(ValueError, match="seal_keys"):
+    with pytest.raises(ValueError, match="no sealing key"):
         Sealer([])

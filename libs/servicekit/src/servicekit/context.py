@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from servicekit.auth.principal import Principal
     from servicekit.ratelimit.limiter import RateLimitResult
 
 
@@ -21,6 +22,10 @@ class RequestContext:
 
     #: The client's address, resolved through the trusted proxies.
     client_ip: str = "unknown"
+    #: The ``User-Agent`` header as sent (``None`` without one).
+    user_agent: str | None = None
+    #: The verified access token's principal, once a dependency authenticated it.
+    principal: Principal | None = None
     queries: int = 0
     query_ms: float = 0.0
     #: Every rate limit the request met; the tightest is advertised in ``RateLimit-*``.

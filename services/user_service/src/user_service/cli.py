@@ -20,6 +20,7 @@ from user_service.config import UserServiceSettings, get_settings
 from user_service.keys import Algorithm, generate_private_key, private_key_pem
 from user_service.models import Role, outbox
 from user_service.security import PasswordHasher
+from user_service.services.audit import AuditTrail
 from user_service.services.user import UserService
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ async def _create_admin(settings: UserServiceSettings, email: str, password: str
     hasher = PasswordHasher(settings.password)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            user = await UserService(hasher, EventRecorder.of(settings, outbox)).create(
+            users = UserService(
+                hasher,
+                EventRecorder.of(settings, outbox),
+                AuditTrail(settings.audit.retention_days),
+            )
+            user = await users.create(
                 session, email=email, password=password, role=Role.ADMIN, is_verified=True
             )
         log.info("admin.created", user_id=str(user.id), email=user.email)

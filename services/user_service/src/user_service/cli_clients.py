@@ -22,6 +22,7 @@ from servicekit.events import EventRecorder
 from servicekit.redis import KeySpace, create_redis
 from user_service.models import outbox
 from user_service.schemas.oauth_client import ClientCreate, ClientRead
+from user_service.services.audit import AuditTrail
 from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.revocation import SessionRevoker, denylist_ttl_s
 
@@ -141,18 +142,21 @@ def _warn_unlisted(*_: object) -> None:
 
 def _service(settings: UserServiceSettings, redis: AnyRedis | None) -> OAuthClientService:
     revoke_tokens: Callable[[AsyncSession, Sequence[uuid.UUID]], None] = _warn_unlisted
+    audit = AuditTrail(settings.audit.retention_days)
     if redis is not None:
         revoker = SessionRevoker(
             denylist=SessionDenylist(redis, keys=KeySpace.of(settings)),
             ttl_s=denylist_ttl_s(settings.jwt),
             on_write_failed=_warn_unlisted,
             events=EventRecorder.of(settings, outbox),
+            audit=audit,
         )
         revoke_tokens = revoker.list_after_commit
     return OAuthClientService(
         revoke_tokens=revoke_tokens,
         default_audience=settings.jwt.audience,
         first_party_client_id=settings.oauth.first_party_client_id,
+        audit=audit,
     )
 
 

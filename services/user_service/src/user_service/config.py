@@ -102,6 +102,39 @@ class EmailSettings(BaseModel):
     password_reset_ttl_minutes: int = Field(30, ge=1)
 
 
+class AuthSettings(BaseModel):
+    """Sign-in rules."""
+
+    #: Unverified accounts cannot sign in (403 `email_not_verified`).
+    require_verified_email: bool = False
+    #: Step-up (RFC 9470): sensitive operations need a sign-in or re-authentication at most
+    #: this old (password, email and MFA changes, deletion, new recovery codes, logout
+    #: everywhere).
+    step_up_max_age_s: int = Field(300, ge=30, le=86_400)
+
+
+class MfaSettings(BaseModel):
+    """Multi-factor authentication (TOTP, RFC 6238)."""
+
+    #: The issuer shown by authenticator apps (the `otpauth://` URI's `issuer`).
+    issuer_name: str = Field("servicekit", min_length=1, max_length=64)
+    #: Keys sealing TOTP secrets at rest (authenticated encryption): the first seals, every
+    #: one opens, so a key rotates by going first; a secret is re-sealed with the first key
+    #: whenever one of its codes is accepted. Empty: a key derived from `SECRET_KEY`.
+    secret_keys: list[SecretStr] = Field(default_factory=list)
+    #: Lifetime of the `mfa_token` answered by the first step of a sign-in.
+    challenge_ttl_s: int = Field(300, ge=30, le=1800)
+    #: Recovery codes issued at confirmation (and on regeneration).
+    recovery_codes: int = Field(10, ge=5, le=20)
+
+
+class AuditSettings(BaseModel):
+    """The audit trail."""
+
+    #: Events older than this are purged (hourly, by the maintainer).
+    retention_days: int = Field(365, ge=1)
+
+
 class CacheSettings(BaseModel):
     """Cache-aside of user reads in Redis."""
 
@@ -181,6 +214,9 @@ class UserServiceSettings(ServiceSettings):
     password: PasswordSettings = PasswordSettings()
     oauth: OAuthSettings = OAuthSettings()
     email: EmailSettings = EmailSettings()
+    auth: AuthSettings = AuthSettings()
+    mfa: MfaSettings = MfaSettings()
+    audit: AuditSettings = AuditSettings()
     cache: CacheSettings = CacheSettings()
     lockout: LockoutSettings = LockoutSettings()
     rate_limit: UserServiceRateLimits = UserServiceRateLimits()
@@ -188,6 +224,11 @@ class UserServiceSettings(ServiceSettings):
     #: (201) and mails the address's owner instead, and password-reset and verification
     #: requests look the address up after the response. Unset: on in production only.
     enumeration_safe: bool | None = None
+
+    @property
+    def totp_seal_keys(self) -> list[SecretStr]:
+        """The keys sealing TOTP secrets: ``mfa.secret_keys``, else the service's secret key."""
+        return self.mfa.secret_keys or [self.secret_key]
 
     @property
     def hides_accounts(self) -> bool:

@@ -27,12 +27,13 @@ from user_service.schemas.user import UserSnapshot
 from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
-from user_service.services.auth import AuthService, ClientInfo
+from user_service.services.auth import AuthService
 from user_service.services.idempotency import IdempotencyReplay, idempotency
 from user_service.services.oauth import OAuthService, PresentedClient
 from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.registration import RegistrationService
 from user_service.services.session import SessionService
+from user_service.services.signin import ClientInfo
 from user_service.services.token_admin import TokenAdminService
 from user_service.services.user import UserService
 from user_service.services.user_cache import CachedUsers

@@ -28,11 +28,15 @@ class PasswordPolicyViolation(AppError):
 
 
 class InvalidCredentials(AppError):
-    """Wrong email or password — deliberately not saying which."""
+    """Wrong email or password — deliberately not saying which.
+
+    The failed attempt's audit row commits.
+    """
 
     status_code = 401
     code = "invalid_credentials"
     message = "Incorrect email or password."
+    commit_changes = True
 
     def __init__(self) -> None:
         super().__init__(headers={"WWW-Authenticate": "Bearer"})
@@ -60,11 +64,92 @@ class SessionNotFound(NotFound):
 
 
 class WrongPassword(AppError):
-    """The current password given to confirm a sensitive change is wrong."""
+    """The current password given to confirm a sensitive change is wrong.
+
+    It counts toward the account's lockout, and its audit row commits.
+    """
 
     status_code = 403
     code = "wrong_password"
     message = "The current password is not correct."
+    commit_changes = True
+
+
+class EmailNotVerified(AppError):
+    """``auth.require_verified_email`` is on and the account's address is not verified."""
+
+    status_code = 403
+    code = "email_not_verified"
+    message = "Verify your email address before signing in; request a new link if needed."
+
+
+class MfaRequired(AppError):
+    """The password was right; the second step (``/auth/mfa/verify``) needs a code.
+
+    Commits: the challenge behind ``mfa_token`` must outlive this answer.
+    """
+
+    status_code = 403
+    code = "mfa_required"
+    message = "A second factor is required: send a code with the mfa_token."
+    commit_changes = True
+
+    def __init__(self, mfa_token: str, expires_in: int) -> None:
+        super().__init__(
+            extra={"error": self.code, "mfa_token": mfa_token, "expires_in": expires_in}
+        )
+
+
+class InvalidMfaToken(AppError):
+    """The ``mfa_token`` is unknown, expired or was already used."""
+
+    status_code = 401
+    code = "invalid_mfa_token"
+    message = "The mfa_token is invalid, expired or already used; sign in again."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidMfaCode(AppError):
+    """A TOTP or recovery code is wrong (or was already used); counts toward the lockout."""
+
+    status_code = 401
+    code = "invalid_mfa_code"
+    message = "The code is not correct, or was already used."
+    commit_changes = True
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": "Bearer"})
+
+
+class MfaCodeRequired(AppError):
+    """Multi-factor authentication is on: the operation needs a code as well."""
+
+    status_code = 400
+    code = "mfa_code_required"
+    message = "Multi-factor authentication is on for this account: send a code too."
+
+
+class MfaAlreadyEnabled(Conflict):
+    """TOTP is already on; switch it off first to enrol a new authenticator."""
+
+    code = "mfa_already_enabled"
+    message = "Multi-factor authentication is already on; switch it off first."
+
+
+class MfaNotEnabled(Conflict):
+    """TOTP is off (or its enrolment was never started)."""
+
+    code = "mfa_not_enabled"
+    message = "Multi-factor authentication is not on for this account."
+
+
+class MfaEnrolmentNotStarted(Conflict):
+    """A confirmation arrived without an enrolment in progress."""
+
+    code = "mfa_enrolment_not_started"
+    message = "Start the enrolment first (POST /api/v1/users/me/mfa/totp)."
 
 
 class InvalidClient(AppError):

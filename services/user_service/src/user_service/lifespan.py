@@ -22,17 +22,24 @@ from user_service.security import PasswordHasher
 from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
+from user_service.services.audit import AuditTrail
 from user_service.services.auth import AuthService
+from user_service.services.credentials import TOTP_SEAL_PURPOSE, CredentialChecks
+from user_service.services.idempotency import idempotency
+from user_service.services.mfa import MfaService, purge_expired_challenges
 from user_service.services.oauth import OAuthService
 from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.registration import RegistrationService
 from user_service.services.revocation import (
     DenylistMaintainer,
+    Purge,
     SessionRevoker,
     database_revocation_check,
     denylist_ttl_s,
 )
 from user_service.services.session import SessionService
+from user_service.services.signin import SessionOpener
+from user_service.services.step_up import StepUpService
 from user_service.services.token_admin import TokenAdminService
 from user_service.services.user import UserService
 from user_service.services.user_cache import CachedUsers, UserCache, invalidate_user_writes
@@ -59,10 +66,18 @@ async def identity_startup(state: AppState) -> Cleanup:
     user_cache = _user_cache(state, settings)
     state.session_hooks.append(invalidate_user_writes(user_cache))
     ttl_s = denylist_ttl_s(settings.jwt)
-    maintainer = DenylistMaintainer(denylist, user_cache, state.sessionmaker, ttl_s=ttl_s)
+    maintainer = DenylistMaintainer(
+        denylist, user_cache, state.sessionmaker, ttl_s=ttl_s, purges=_purges(settings)
+    )
     events = state.get(EventRecorder)
+    audit = AuditTrail(settings.audit.retention_days)
+    state.provide(audit)
     revoker = SessionRevoker(
-        denylist=denylist, ttl_s=ttl_s, on_write_failed=maintainer.mark_dirty, events=events
+        denylist=denylist,
+        ttl_s=ttl_s,
+        on_write_failed=maintainer.mark_dirty,
+        events=events,
+        audit=audit,
     )
     state.provide(PublishedJwks(jwks))
     state.provide(CachedUsers(user_cache))
@@ -71,6 +86,7 @@ async def identity_startup(state: AppState) -> Cleanup:
     )
     recovery = AccountRecoveryService(
         hasher=hasher,
+        audit=audit,
         limiter=state.rate_limiter,
         revoker=revoker,
         settings=settings.email,
@@ -122,6 +138,12 @@ def _user_cache(state: AppState, settings: UserServiceSettings) -> UserCache:
     )
 
 
+def _purges(settings: UserServiceSettings) -> list[Purge]:
+    """What the maintainer deletes hourly: expired keys and challenges, old audit rows."""
+    audit = AuditTrail(settings.audit.retention_days)
+    return [idempotency.purge_expired, audit.purge, purge_expired_challenges]
+
+
 def _provide_services(
     state: AppState,
     settings: UserServiceSettings,
@@ -130,38 +152,66 @@ def _provide_services(
     revoker: SessionRevoker,
     events: EventRecorder,
 ) -> None:
+    audit = state.get(AuditTrail)
+    first_party = settings.oauth.first_party_client_id
     # "Let authentication through without Redis" covers the lockout check too.
     lockout_settings = settings.lockout.model_copy(
         update={
             "fail_closed": settings.lockout.fail_closed and not settings.rate_limit.auth_fail_open
         }
     )
-    state.provide(UserService(hasher, events))
+    lockout = Lockout(state.redis, lockout_settings, keys=state.keys)
+    checks = CredentialChecks(
+        hasher=hasher,
+        lockout=lockout,
+        audit=audit,
+        sealer=Sealer(settings.totp_seal_keys, purpose=TOTP_SEAL_PURPOSE),
+        secret_key=settings.secret_key.get_secret_value(),
+        events=events,
+    )
+    opener = SessionOpener(
+        issuer=issuer,
+        jwt=settings.jwt,
+        events=events,
+        audit=audit,
+        first_party_client_id=first_party,
+    )
+    state.provide(UserService(hasher, events, audit))
     auth = AuthService(
         hasher=hasher,
-        issuer=issuer,
-        lockout=Lockout(state.redis, lockout_settings, keys=state.keys),
+        sessions=opener,
+        lockout=lockout,
         limiter=state.rate_limiter,
         revoker=revoker,
         jwt=settings.jwt,
         refresh_secret=settings.secret_key.get_secret_value(),
-        events=events,
-        first_party_client_id=settings.oauth.first_party_client_id,
+        first_party_client_id=first_party,
+        audit=audit,
+        mfa=settings.mfa,
+        require_verified_email=settings.auth.require_verified_email,
     )
     state.provide(auth)
-    first_party = settings.oauth.first_party_client_id
+    state.provide(StepUpService(sessions=opener, checks=checks, lockout=lockout, audit=audit))
+    state.provide(MfaService(checks=checks, settings=settings.mfa, events=events, audit=audit))
     clients = OAuthClientService(
         revoke_tokens=revoker.list_after_commit,
         default_audience=settings.jwt.audience,
         first_party_client_id=first_party,
+        audit=audit,
     )
     state.provide(clients)
     state.provide(
-        OAuthService(auth=auth, clients=clients, issuer=issuer, first_party_client_id=first_party)
+        OAuthService(
+            auth=auth,
+            clients=clients,
+            issuer=issuer,
+            first_party_client_id=first_party,
+            audit=audit,
+        )
     )
-    state.provide(AccountService(hasher, revoker, events))
+    state.provide(AccountService(checks, hasher, revoker, events, audit))
     state.provide(SessionService(revoker))
-    state.provide(AdminService(revoker, state.get(CachedUsers), events))
+    state.provide(AdminService(revoker, state.get(CachedUsers), events, audit))
     state.provide(
         TokenAdminService(
             revoker=revoker,

@@ -11,6 +11,7 @@ from user_service.errors import EmailAlreadyRegistered, PasswordPolicyViolation
 from user_service.models import Role, outbox
 from user_service.repositories import UserRepository
 from user_service.security import PasswordHasher
+from user_service.services.audit import AuditTrail
 from user_service.services.user import UserService
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def users(settings: UserServiceSettings) -> Iterator[UserService]:
     hasher = PasswordHasher(PasswordSettings())
-    yield UserService(hasher, EventRecorder.of(settings, outbox))
+    yield UserService(hasher, EventRecorder.of(settings, outbox), AuditTrail(retention_days=30))
     hasher.close()
 
 

@@ -22,6 +22,7 @@ from servicekit.auth.deps import (
 )
 from servicekit.auth.errors import (
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidToken,
     NotAuthenticated,
     UserTokenRequired,
@@ -37,6 +38,7 @@ __all__ = [
     "Authenticator",
     "CurrentPrincipal",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidToken",
     "KeySource",
     "NotAuthenticated",

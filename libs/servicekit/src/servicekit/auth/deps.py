@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from servicekit.auth.authenticator import Authenticator
 from servicekit.auth.errors import InsufficientScope, NotAuthenticated
 from servicekit.auth.principal import Principal
-from servicekit.context import user_id_var
+from servicekit.context import current_request, user_id_var
 from servicekit.state import app_state
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
@@ -35,6 +35,9 @@ async def authenticate_token(request: Request, token: str | None) -> Principal:
     principal = await app_state(request).authenticator().authenticate(token)
     # Logged from here on (the chassis resets it): the user, or the calling service.
     user_id_var.set(principal.client_id if principal.is_service else principal.user_id)
+    context = current_request()
+    if context is not None:  # for what the request records about its actor (an audit trail)
+        context.principal = principal
     return principal
 
 

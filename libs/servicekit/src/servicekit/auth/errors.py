@@ -40,6 +40,25 @@ class InsufficientScope(AppError):
         )
 
 
+class InsufficientUserAuthentication(AppError):
+    """The operation needs a more recent authentication (RFC 9470 step-up).
+
+    The client re-authenticates the user and retries with the new access token.
+    """
+
+    status_code = 401
+    code = "insufficient_user_authentication"
+    message = "This operation needs a recent sign-in: re-authenticate and retry."
+
+    def __init__(self, max_age_s: int) -> None:
+        challenge = (
+            'Bearer error="insufficient_user_authentication", '
+            'error_description="A more recent authentication is required", '
+            f'max_age="{max_age_s}"'
+        )
+        super().__init__(headers={"WWW-Authenticate": challenge}, extra={"max_age": max_age_s})
+
+
 class UserTokenRequired(AppError):
     """A service's own token (client credentials) was used where a user must act."""
 

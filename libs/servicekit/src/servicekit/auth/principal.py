@@ -27,6 +27,10 @@ class Principal:
     expires_at: datetime
     #: The OAuth client the token was issued to.
     client_id: str
+    #: When the user last authenticated in this session (``auth_time``; ``None``: unknown).
+    auth_time: datetime | None = None
+    #: How (RFC 8176 ``amr``): ``("pwd",)``, ``("pwd", "otp")``.
+    amr: tuple[str, ...] = ()
 
     @property
     def is_service(self) -> bool:
@@ -39,6 +43,12 @@ class Principal:
         if self.is_service:
             raise UserTokenRequired
         return uuid.UUID(self.subject)
+
+    def authenticated_within(self, max_age_s: int, now: datetime) -> bool:
+        """Whether the user authenticated at most ``max_age_s`` before ``now`` (RFC 9470)."""
+        if self.auth_time is None:
+            return False
+        return (now - self.auth_time).total_seconds() <= max_age_s
 
     def has_scopes(self, *required: str) -> bool:
         """True when every scope in ``required`` was granted."""

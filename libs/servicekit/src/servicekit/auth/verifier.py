@@ -99,6 +99,8 @@ class TokenVerifier:
                 token_id=str(claims["jti"]),
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
                 client_id=str(claims["client_id"]),
+                auth_time=_auth_time(claims.get("auth_time")),
+                amr=_amr(claims.get("amr")),
             )
             if not principal.is_service:
                 uuid.UUID(principal.subject)  # a user's subject is a user id
@@ -107,3 +109,17 @@ class TokenVerifier:
             raise InvalidToken(f"The access token is invalid: {exc}.") from exc
         except (ValueError, TypeError) as exc:
             raise InvalidToken("The access token carries malformed claims.") from exc
+
+
+def _auth_time(value: object) -> datetime | None:
+    """The ``auth_time`` claim (seconds since the epoch), if the token has a valid one."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def _amr(value: object) -> tuple[str, ...]:
+    """The ``amr`` claim (a list of strings, RFC 8176); anything else counts as none."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return ()

@@ -44,24 +44,35 @@ class SealError(ValueError):
     """A sealed value that no configured key opens, or that was altered."""
 
 
-def _fernet(secret: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+def _fernet(secret: str, info: bytes) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
         secret.encode()
     )
     return Fernet(base64.urlsafe_b64encode(derived))
 
 
 class Sealer:
-    """Seals with the first of ``keys`` and opens with any of them."""
+    """Seals with the first of ``keys`` and opens with any of them.
 
-    def __init__(self, keys: Sequence[SecretStr]) -> None:
+    ``purpose`` separates the uses of one key: a value sealed for one purpose does not open
+    for another (it is the HKDF ``info``).
+    """
+
+    def __init__(self, keys: Sequence[SecretStr], *, purpose: bytes = _INFO) -> None:
         if not keys:
-            raise ValueError("events.seal_keys is empty: at least one key is needed")
-        self._fernet = MultiFernet([_fernet(key.get_secret_value()) for key in keys])
+            raise ValueError("no sealing key is configured: at least one key is needed")
+        self._fernet = MultiFernet([_fernet(key.get_secret_value(), purpose) for key in keys])
 
     def seal(self, secret: str) -> str:
         """The sealed form of ``secret`` (a new random IV each time)."""
         return self._fernet.encrypt(secret.encode()).decode("ascii")
+
+    def reseal(self, sealed: str) -> str:
+        """``sealed`` sealed again with the first key (a rotation); raises :class:`SealError`."""
+        try:
+            return self._fernet.rotate(sealed.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeError) as exc:
+            raise SealError("the sealed value cannot be opened with the configured keys") from exc
 
     def open(self, sealed: str, *, max_age_s: int | None = None) -> str:
         """The secret inside ``sealed``.

@@ -43,7 +43,14 @@ if TYPE_CHECKING:
 log = get_logger("servicekit.access")
 
 _WANTED = frozenset(
-    {b"host", b"content-length", b"transfer-encoding", b"x-request-id", b"content-type"}
+    {
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"x-request-id",
+        b"content-type",
+        b"user-agent",
+    }
 )
 
 
@@ -99,6 +106,8 @@ class ChassisMiddleware:
         send_wrapper = self._sender(send, response, rid, path, context)
         try:
             context.client_ip = client_ip(scope, self.trusted_proxies)
+            agent = headers.get(b"user-agent")
+            context.user_agent = agent.decode("latin-1") if agent is not None else None
             refusal = await self._refusal(scope, headers, path, context.client_ip)
             if refusal is not None:
                 await refusal(scope, receive, send_wrapper)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from servicekit.observability.logging import get_logger
-from user_service.errors import WrongPassword
 from user_service.repositories import UserRepository
 from user_service.schemas.events import (
     UserDeleted,
@@ -14,6 +13,7 @@ from user_service.schemas.events import (
     UserProfileUpdated,
     user_subject,
 )
+from user_service.services.audit import AuditAction
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from servicekit.events import EventRecorder
     from user_service.models import User
     from user_service.security import PasswordHasher
+    from user_service.services.audit import AuditTrail
+    from user_service.services.credentials import CredentialChecks
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
@@ -33,9 +35,11 @@ log = get_logger(__name__)
 class AccountService:
     """Rules for a user acting on their own account; never commits."""
 
+    checks: CredentialChecks
     hasher: PasswordHasher
     revoker: SessionRevoker
     events: EventRecorder
+    audit: AuditTrail
 
     async def update_profile(
         self,
@@ -67,7 +71,8 @@ class AccountService:
         current_session_id: uuid.UUID,
     ) -> None:
         """Set a new password and sign out every other session."""
-        await self._confirm_password(user, current_password)
+        action = AuditAction.PASSWORD_CHANGED
+        await self.checks.confirm_password(session, user, current_password, action=action)
         self.hasher.check_policy(new_password, email=user.email)
         user.password_hash = await self.hasher.hash(new_password)
         await UserRepository.from_session(session).flush()
@@ -79,11 +84,13 @@ class AccountService:
             UserPasswordChanged(user_id=user.id, email=user.email, method="changed"),
             subject=user_subject(user.id),
         )
+        await self.audit.record(session, action, subject_id=user.id)
         log.info("user.password_changed", user_id=str(user.id))
 
     async def delete(self, session: AsyncSession, *, user: User, password: str) -> None:
         """Delete the account after re-checking the password; its tokens stop working."""
-        await self._confirm_password(user, password)
+        action = AuditAction.ACCOUNT_DELETED
+        await self.checks.confirm_password(session, user, password, action=action)
         # Revoke first: the ids must reach the denylist before the rows cascade away.
         await self.revoker.revoke(session, user_id=user.id, reason="account_deleted")
         await UserRepository.from_session(session).delete(user)
@@ -92,9 +99,5 @@ class AccountService:
             UserDeleted(user_id=user.id, email=user.email, actor_id=None),
             subject=user_subject(user.id),
         )
+        await self.audit.record(session, action, subject_id=user.id, email=user.email)
         log.info("user.deleted", user_id=str(user.id))
-
-    async def _confirm_password(self, user: User, password: str) -> None:
-        valid, _ = await self.hasher.verify(password, user.password_hash)
-        if not valid:
-            raise WrongPassword

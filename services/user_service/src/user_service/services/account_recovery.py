@@ -37,6 +37,7 @@ from user_service.schemas.events import (
     UserRegistrationAttempted,
     user_subject,
 )
+from user_service.services.audit import Actor, AuditAction
 from user_service.tokens import hash_token, new_opaque_token
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from servicekit.ratelimit import RateLimiter
     from user_service.config import EmailSettings
     from user_service.security import PasswordHasher
+    from user_service.services.audit import AuditTrail
     from user_service.services.revocation import SessionRevoker
 
 log = get_logger(__name__)
@@ -56,6 +58,7 @@ class AccountRecoveryService:
     """Issues and redeems emailed tokens; never commits."""
 
     hasher: PasswordHasher
+    audit: AuditTrail
     limiter: RateLimiter
     revoker: SessionRevoker
     settings: EmailSettings
@@ -84,6 +87,9 @@ class AccountRecoveryService:
             session,
             UserEmailVerified(user_id=user.id, email=user.email),
             subject=user_subject(user.id),
+        )
+        await self.audit.record(
+            session, AuditAction.EMAIL_VERIFIED, subject_id=user.id, actor=Actor(user_id=user.id)
         )
         log.info("user.email_verified", user_id=str(user.id))
         return user
@@ -150,6 +156,9 @@ class AccountRecoveryService:
             session,
             UserPasswordChanged(user_id=user.id, email=user.email, method="reset"),
             subject=user_subject(user.id),
+        )
+        await self.audit.record(
+            session, AuditAction.PASSWORD_RESET, subject_id=user.id, actor=Actor(user_id=user.id)
         )
         log.info("user.password_reset", user_id=str(user.id))
 

@@ -25,6 +25,7 @@ from user_service.schemas.events import (
     UserRoleChanged,
     user_subject,
 )
+from user_service.services.audit import AuditAction
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from servicekit.db import AsyncSession, ConnectionSource
     from servicekit.events import EventRecorder
     from user_service.schemas.user import UserSnapshot
+    from user_service.services.audit import AuditTrail
     from user_service.services.revocation import SessionRevoker
     from user_service.services.user_cache import CachedUsers
 
@@ -50,6 +52,7 @@ class AdminService:
     revoker: SessionRevoker
     cached_users: CachedUsers
     events: EventRecorder
+    audit: AuditTrail
 
     async def list_users(
         self,
@@ -133,6 +136,12 @@ class AdminService:
             await self.revoker.revoke(session, user_id=user.id, reason="role_changed")
         await self._record_changes(session, user, changes, previous_role, actor_id)
         if changes:
+            await self.audit.record(
+                session,
+                AuditAction.ADMIN_USER_UPDATED,
+                subject_id=user.id,
+                changes={key: str(value) for key, value in changes.items()},
+            )
             log.info(
                 "admin.user_updated",
                 actor_id=str(actor_id),
@@ -165,6 +174,9 @@ class AdminService:
             session,
             UserDeleted(user_id=user.id, email=user.email, actor_id=actor_id),
             subject=user_subject(user.id),
+        )
+        await self.audit.record(
+            session, AuditAction.ADMIN_USER_DELETED, subject_id=user.id, email=user.email
         )
         log.info("admin.user_deleted", actor_id=str(actor_id), target_user_id=str(user.id))
 

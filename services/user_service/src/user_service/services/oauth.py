@@ -11,14 +11,17 @@ from user_service.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
 )
-from user_service.services.auth import TokenPair
+from user_service.services.audit import Actor, AuditAction
+from user_service.services.signin import TokenPair
 
 if TYPE_CHECKING:
     from servicekit.db import AsyncSession
     from user_service.models import OAuthClient
     from user_service.schemas.auth import TokenRequest
-    from user_service.services.auth import AuthService, ClientInfo
+    from user_service.services.audit import AuditTrail
+    from user_service.services.auth import AuthService
     from user_service.services.oauth_clients import OAuthClientService
+    from user_service.services.signin import ClientInfo
     from user_service.tokens import TokenIssuer
 
 GRANT_TYPES = frozenset({"password", "refresh_token", "client_credentials"})
@@ -71,6 +74,7 @@ class OAuthService:
     issuer: TokenIssuer
     #: The public client of first-party apps (no secret; password and refresh grants).
     first_party_client_id: str
+    audit: AuditTrail
 
     async def token(
         self,
@@ -106,7 +110,15 @@ class OAuthService:
                 session, refresh_token=request.refresh_token, client_id=client_id
             )
         assert registered is not None  # noqa: S101 - public clients have no such grant
-        return self._service_token(registered, request.scope)
+        pair = self._service_token(registered, request.scope)
+        await self.audit.record(
+            session,
+            AuditAction.CLIENT_TOKEN_ISSUED,
+            subject_id=None,
+            actor=Actor(client_id=registered.id),
+            scope=pair.scope,
+        )
+        return pair
 
     def _service_token(self, registered: OAuthClient, scope: str | None) -> TokenPair:
         requested = set(scope.split()) if scope else set(registered.scopes)

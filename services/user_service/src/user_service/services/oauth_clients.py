@@ -12,6 +12,7 @@ from servicekit.observability.logging import get_logger
 from user_service.errors import ClientAlreadyRegistered, ClientNotFound, InvalidClient
 from user_service.models import OAuthClient
 from user_service.repositories import OAuthClientRepository
+from user_service.services.audit import AuditAction
 from user_service.tokens import hash_token
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from servicekit.db import AsyncSession
     from user_service.schemas.oauth_client import ClientCreate
+    from user_service.services.audit import AuditTrail
     from user_service.services.oauth import PresentedClient
 
 log = get_logger(__name__)
@@ -38,6 +40,7 @@ class OAuthClientService:
     default_audience: str
     #: Reserved for first-party apps (a public client, with no secret).
     first_party_client_id: str
+    audit: AuditTrail
 
     async def create(self, session: AsyncSession, *, spec: ClientCreate) -> tuple[OAuthClient, str]:
         """Register a client; returns it with its secret (stored only as a hash)."""
@@ -57,6 +60,7 @@ class OAuthClientService:
             secret_rotated_at=now,
         )
         await repo.add(client)
+        await self._audit(session, AuditAction.CLIENT_REGISTERED, client)
         log.info("oauth.client_created", client_id=client.id)
         return client, secret
 
@@ -71,6 +75,7 @@ class OAuthClientService:
         client.secret_hash = hash_token(secret)
         client.secret_rotated_at = utcnow()
         await session.flush()
+        await self._audit(session, AuditAction.CLIENT_SECRET_ROTATED, client)
         log.info("oauth.client_secret_rotated", client_id=client.id)
         return client, secret
 
@@ -82,6 +87,7 @@ class OAuthClientService:
             client.disabled_at = utcnow()
             await session.flush()
             self.revoke_tokens(session, [client.revocation_id])
+            await self._audit(session, AuditAction.CLIENT_DISABLED, client)
             log.info("oauth.client_disabled", client_id=client.id)
         return client
 
@@ -103,6 +109,16 @@ class OAuthClientService:
         if client is None or not any(matches) or not client.enabled:
             raise InvalidClient
         return client
+
+    async def _audit(self, session: AsyncSession, action: AuditAction, client: OAuthClient) -> None:
+        await self.audit.record(
+            session,
+            action,
+            subject_id=None,
+            client_id=client.id,
+            grant_types=list(client.grant_types),
+            scopes=list(client.scopes),
+        )
 
     async def _get(self, session: AsyncSession, client_id: str) -> OAuthClient:
         client = await OAuthClientRepository.from_session(session).get_locked(client_id)

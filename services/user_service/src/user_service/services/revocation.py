@@ -9,6 +9,7 @@ invalidations that failed while Redis was away.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -25,23 +26,26 @@ from user_service.repositories import (
     SessionRepository,
 )
 from user_service.schemas.events import SessionRevoked, user_subject
-from user_service.services.idempotency import idempotency
+from user_service.services.audit import AuditAction
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Sequence
 
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from servicekit.auth import SessionDenylist
     from servicekit.events import EventRecorder
     from user_service.config import JwtSettings
+    from user_service.services.audit import AuditTrail
     from user_service.services.user_cache import UserCache
 
 log = get_logger(__name__)
 CHECK_INTERVAL_S = 0.25
-#: How often the maintainer deletes expired idempotency keys (they are ignored anyway).
+#: How often the maintainer runs its purges (expired rows are ignored until then anyway).
 PURGE_INTERVAL_S = 3600.0
+#: One purge: deletes what is past its time in the session's transaction; returns how many.
+Purge = Callable[[AsyncSession], Awaitable[int]]
 
 
 def denylist_ttl_s(jwt: JwtSettings) -> int:
@@ -58,6 +62,7 @@ class SessionRevoker:
     #: Called when a denylist write fails: the maintainer then rebuilds the list.
     on_write_failed: Callable[[], None]
     events: EventRecorder
+    audit: AuditTrail
 
     async def revoke(
         self,
@@ -84,6 +89,13 @@ class SessionRevoker:
                 partition_key=user_subject(user_id),
             )
         if revoked:
+            await self.audit.record(
+                session,
+                AuditAction.SESSIONS_REVOKED,
+                subject_id=user_id,
+                reason=reason,
+                sessions=[str(session_id) for session_id in revoked],
+            )
             self.list_after_commit(session, revoked)
             log.info("auth.sessions_revoked", count=len(revoked), reason=reason)
         return revoked
@@ -105,7 +117,8 @@ class SessionRevoker:
 class DenylistMaintainer(BackgroundLoop):
     """Rebuilds the denylist whenever it may be incomplete.
 
-    Hourly, it also purges expired idempotency keys.
+    Hourly, it also runs its ``purges`` (expired idempotency keys and MFA challenges,
+    audit rows past their retention), each in a transaction of its own.
     """
 
     def __init__(
@@ -115,12 +128,14 @@ class DenylistMaintainer(BackgroundLoop):
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         ttl_s: int,
+        purges: Sequence[Purge] = (),
     ) -> None:
         super().__init__(name="denylist-maintainer", interval_s=CHECK_INTERVAL_S)
         self.denylist = denylist
         self.user_cache = user_cache
         self.sessionmaker = sessionmaker
         self.ttl_s = ttl_s
+        self.purges = tuple(purges)
         #: Set when a write to the list failed: it may miss sessions until rebuilt.
         self.dirty = False
         self._next_purge = 0.0
@@ -129,13 +144,16 @@ class DenylistMaintainer(BackgroundLoop):
         """Rebuild at the next check (a denylist write failed)."""
         self.dirty = True
 
-    async def purge_idempotency_keys(self) -> int:
-        """Delete expired idempotency keys in a transaction of their own."""
-        async with self.sessionmaker() as session, session.begin():
-            purged = await idempotency.purge_expired(session)
-        if purged:
-            log.info("idempotency.keys_purged", keys=purged)
-        return purged
+    async def purge(self) -> int:
+        """Run every purge, each in a transaction of its own; returns the rows deleted."""
+        total = 0
+        for purge in self.purges:
+            async with self.sessionmaker() as session, session.begin():
+                purged = await purge(session)
+            total += purged
+            if purged:
+                log.info("maintainer.purged", purge=getattr(purge, "__qualname__", ""), rows=purged)
+        return total
 
     async def rebuild(self) -> int:
         """List every session revoked within the TTL, then mark the list complete."""
@@ -164,7 +182,7 @@ class DenylistMaintainer(BackgroundLoop):
         await self.user_cache.repair()
         if time.monotonic() >= self._next_purge:
             self._next_purge = time.monotonic() + PURGE_INTERVAL_S
-            await self.purge_idempotency_keys()
+            await self.purge()
 
     def on_error(self, exc: Exception) -> None:
         """An unreachable Redis may have lost writes: rebuild once it answers."""

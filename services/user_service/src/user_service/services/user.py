@@ -9,6 +9,7 @@ from user_service.addresses import normalize_email
 from user_service.models import Role, User
 from user_service.repositories import UserRepository
 from user_service.schemas.events import UserRegistered, user_subject
+from user_service.services.audit import AuditAction
 
 if TYPE_CHECKING:
     import uuid
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from servicekit.db import AsyncSession
     from servicekit.events import EventRecorder
     from user_service.security import PasswordHasher
+    from user_service.services.audit import AuditTrail
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,7 @@ class UserService:
 
     hasher: PasswordHasher
     events: EventRecorder
+    audit: AuditTrail
 
     async def create(
         self,
@@ -56,6 +59,9 @@ class UserService:
                 is_verified=user.is_verified,
             ),
             subject=user_subject(user.id),
+        )
+        await self.audit.record(
+            session, AuditAction.REGISTERED, subject_id=user.id, role=user.role.value
         )
         return user
 

@@ -34,7 +34,7 @@ from user_service.schemas.auth import (
     TokenResponse,
 )
 from user_service.schemas.user import PasswordChange
-from user_service.services.auth import TokenPair
+from user_service.services.signin import TokenPair
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
