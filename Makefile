@@ -22,6 +22,7 @@ run: $(SYNC) ## Serve the system: user service on :8000, notification service on
 	$(UV) run --frozen python scripts/run_system.py
 
 test: $(SYNC) ## Run the test suite (local PostgreSQL/Redis when reachable, else SQLite + embedded Redis)
+	bash scripts/ensure-tools.sh oathtool
 	$(UV) run --frozen pytest
 
 scale-test: $(SYNC) ## Scale-out: three processes behind nginx (shared state, kill -9), a Redis Cluster node restart, then the Redis Cluster subset (~1.5 min)

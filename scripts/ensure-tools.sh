@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Make sure the command-line tools `make deploy-check` uses are installed; install the
-# missing ones from Debian packages. Runs `apt-get update` once, and only when something is
+# Make sure the command-line tools the targets use are installed; install the missing ones
+# from Debian packages. With tool names as arguments, only those (`make test` asks for
+# oathtool alone); without, the `make deploy-check` set. Runs `apt-get update` once, and only when something is
 # missing, so a warm machine pays nothing.
 #
 #   promtool        <- prometheus      (check / test the alert rules)
 #   docker-compose  <- docker-compose  (parse the Compose file; no Docker engine needed)
 #   nginx           <- nginx           (`nginx -t` on deploy/nginx/nginx.conf)
 #   amtool          <- prometheus-alertmanager (`amtool check-config` on the Alertmanager config)
+#   oathtool        <- oathtool        (independent TOTP codes for the MFA tests)
 #
 # The Python tools (hadolint, kubernetes-validate) come from the uv dev group instead;
 # kubectl (for `kubectl kustomize`) is used when the machine has it.
@@ -14,9 +16,9 @@ set -euo pipefail
 
 declare -A PACKAGE=(
     [promtool]=prometheus [docker-compose]=docker-compose [nginx]=nginx
-    [amtool]=prometheus-alertmanager
+    [amtool]=prometheus-alertmanager [oathtool]=oathtool
 )
-TOOLS=(promtool docker-compose nginx amtool)
+if [ $# -gt 0 ]; then TOOLS=("$@"); else TOOLS=(promtool docker-compose nginx amtool); fi
 
 have() {
     # nginx lives in /usr/sbin, which a non-root PATH may lack.

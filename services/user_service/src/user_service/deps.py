@@ -14,7 +14,13 @@ from fastapi.security import HTTPBasic, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
 
-from servicekit.auth import InvalidToken, Principal, require_any_scope, require_scopes
+from servicekit.auth import (
+    InvalidToken,
+    Principal,
+    ensure_recent_authentication,
+    require_any_scope,
+    require_scopes,
+)
 from servicekit.auth.deps import authenticate_token
 from servicekit.db import AsyncSession, ConnectionSource
 from servicekit.deps import DbSession, ReadConnections, RedisClient, client_address, component
@@ -27,13 +33,16 @@ from user_service.schemas.user import UserSnapshot
 from user_service.services.account import AccountService
 from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
+from user_service.services.audit import AuditTrail
 from user_service.services.auth import AuthService
 from user_service.services.idempotency import IdempotencyReplay, idempotency
+from user_service.services.mfa import MfaService
 from user_service.services.oauth import OAuthService, PresentedClient
 from user_service.services.oauth_clients import OAuthClientService
 from user_service.services.registration import RegistrationService
 from user_service.services.session import SessionService
 from user_service.services.signin import ClientInfo
+from user_service.services.step_up import StepUpService
 from user_service.services.token_admin import TokenAdminService
 from user_service.services.user import UserService
 from user_service.services.user_cache import CachedUsers
@@ -69,6 +78,9 @@ UserSessions = Annotated[SessionService, Depends(component(SessionService))]
 TokenAdmin = Annotated[TokenAdminService, Depends(component(TokenAdminService))]
 OAuthClients = Annotated[OAuthClientService, Depends(component(OAuthClientService))]
 OAuth = Annotated[OAuthService, Depends(component(OAuthService))]
+Mfa = Annotated[MfaService, Depends(component(MfaService))]
+StepUp = Annotated[StepUpService, Depends(component(StepUpService))]
+Audit = Annotated[AuditTrail, Depends(component(AuditTrail))]
 
 
 async def get_current_principal(
@@ -88,6 +100,14 @@ async def get_current_user(
     if user is None:
         raise InvalidToken("The account of this access token is no longer active.")
     return user
+
+
+async def get_recent_principal(
+    request: Request, principal: Annotated[Principal, Depends(get_current_principal)]
+) -> Principal:
+    """The principal, if its user authenticated within ``auth.step_up_max_age_s`` (RFC 9470)."""
+    settings = cast(UserServiceSettings, app_state(request).settings)
+    return ensure_recent_authentication(principal, settings.auth.step_up_max_age_s)
 
 
 async def get_client_info(request: Request) -> ClientInfo:
@@ -258,6 +278,8 @@ Settings = Annotated[UserServiceSettings, Depends(get_service_settings)]
 IfMatch = Annotated[frozenset[int] | None, Depends(get_if_match)]
 Jwks = Annotated[dict[str, Any], Depends(get_jwks)]
 CurrentPrincipal = Annotated[Principal, Depends(get_current_principal)]
+#: A user who authenticated recently (step-up): sensitive operations require it.
+RecentPrincipal = Annotated[Principal, Depends(get_recent_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminPrincipal = Annotated[
     Principal, Depends(require_scopes("admin", principal_dependency=get_current_principal))
@@ -274,6 +296,7 @@ __all__ = [
     "AccountRecovery",
     "Accounts",
     "AdminPrincipal",
+    "Audit",
     "Auth",
     "BasicClient",
     "Client",
@@ -283,12 +306,15 @@ __all__ = [
     "Idempotency",
     "IfMatch",
     "Jwks",
+    "Mfa",
     "OAuth",
     "OAuthClients",
     "ReadConnections",
+    "RecentPrincipal",
     "RedisClient",
     "Registration",
     "Settings",
+    "StepUp",
     "TokenAdmin",
     "UserAdmin",
     "UserReader",

@@ -15,6 +15,7 @@ from servicekit.auth.denylist import RevocationUnavailable, SessionDenylist
 from servicekit.auth.deps import (
     BEARER_SECURITY,
     CurrentPrincipal,
+    ensure_recent_authentication,
     get_principal,
     request_principal,
     require_any_scope,
@@ -49,6 +50,7 @@ __all__ = [
     "StaticKeySource",
     "TokenVerifier",
     "UserTokenRequired",
+    "ensure_recent_authentication",
     "get_principal",
     "jwks_auth",
     "request_principal",

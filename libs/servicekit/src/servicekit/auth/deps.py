@@ -5,13 +5,18 @@ objects of the closure in :func:`require_scopes`, which string annotations would
 """
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from servicekit.auth.authenticator import Authenticator
-from servicekit.auth.errors import InsufficientScope, NotAuthenticated
+from servicekit.auth.errors import (
+    InsufficientScope,
+    InsufficientUserAuthentication,
+    NotAuthenticated,
+)
 from servicekit.auth.principal import Principal
 from servicekit.context import current_request, user_id_var
 from servicekit.state import app_state
@@ -99,3 +104,15 @@ def require_any_scope(
         return principal
 
     return dependency
+
+
+def ensure_recent_authentication(principal: Principal, max_age_s: int) -> Principal:
+    """The principal, if its user authenticated at most ``max_age_s`` ago (RFC 9470).
+
+    Otherwise 401 ``insufficient_user_authentication`` with ``max_age`` in the challenge:
+    the client re-authenticates the user and retries. A token without ``auth_time`` (or a
+    service's own token) never counts as recent.
+    """
+    if principal.is_service or not principal.authenticated_within(max_age_s, datetime.now(UTC)):
+        raise InsufficientUserAuthentication(max_age_s)
+    return principal

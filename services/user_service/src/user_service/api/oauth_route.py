@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse
 
 from servicekit.errors import AppError
+from user_service.errors import MfaRequired
 from user_service.schemas.auth import OAuthError
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ OAUTH_ERRORS: dict[str, str] = {
     "invalid_client": "invalid_client",
     "invalid_grant": "invalid_grant",
     "invalid_credentials": "invalid_grant",
+    "email_not_verified": "invalid_grant",
     "unauthorized_client": "unauthorized_client",
     "unsupported_grant_type": "unsupported_grant_type",
     "invalid_scope": "invalid_scope",
@@ -54,6 +56,20 @@ def oauth_error_response(
     )
 
 
+def mfa_required_response(exc: MfaRequired) -> JSONResponse:
+    """The password grant's answer for an account with TOTP on: 403 and an ``mfa_token``.
+
+    The shape of the other OAuth errors (``error``, ``error_description``) with the
+    challenge beside it, as identity providers answer an MFA-protected password grant;
+    the client completes it at ``/api/v1/auth/mfa/verify``.
+    """
+    return JSONResponse(
+        {"error": exc.code, "error_description": exc.detail, **exc.extra},
+        status_code=exc.status_code,
+        headers=NO_STORE,
+    )
+
+
 class OAuthRoute(APIRoute):
     """A route answering errors in the RFC 6749 shape and never letting a token be cached."""
 
@@ -66,6 +82,8 @@ class OAuthRoute(APIRoute):
                 response = await handler(request)
             except RequestValidationError as exc:
                 return oauth_error_response("invalid_request", _describe(exc.errors()))
+            except MfaRequired as exc:
+                return mfa_required_response(exc)
             except AppError as exc:
                 error = OAUTH_ERRORS.get(exc.code)
                 if error is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from user_service.api.v1 import account, admin, auth, clients, sessions, users
+from user_service.api.v1 import account, admin, audit, auth, clients, mfa, sessions, users
 
 PREFIX = "/api/v1"
 
@@ -21,6 +21,9 @@ def api_routers() -> list[tuple[str, APIRouter]]:
         (PREFIX, auth.router),
         (PREFIX, account.router),
         (PREFIX, sessions.router),
+        (PREFIX, mfa.router),
+        (PREFIX, audit.router),
+        (PREFIX, audit.admin_router),
         (PREFIX, clients.router),
         # Last: its `/users/{user_id}` must not shadow literal paths such as `/users/me`.
         (PREFIX, admin.router),

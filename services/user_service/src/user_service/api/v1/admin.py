@@ -21,11 +21,12 @@ from user_service.deps import (
     AdminPrincipal,
     DbSession,
     IfMatch,
+    Mfa,
     ReadConnections,
     UserAdmin,
     UserReader,
 )
-from user_service.errors import CannotModifySelf, UserNotFound
+from user_service.errors import CannotModifySelf, MfaNotEnabled, UserNotFound
 from user_service.schemas.admin import UserAdminUpdate, UserListQuery, UserPage
 from user_service.schemas.user import UserRead, user_etag
 
@@ -98,6 +99,18 @@ async def update_user(
     )
     response.headers["ETag"] = user_etag(user)
     return UserRead.model_validate(user)
+
+
+@router.delete(
+    "/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(*_AUTH_ERRORS, MfaNotEnabled, 422),
+)
+async def reset_user_mfa(
+    user_id: uuid.UUID, principal: AdminPrincipal, session: DbSession, mfa: Mfa
+) -> None:
+    """Switch a user's TOTP off (a lost authenticator); audited, and the user is mailed."""
+    await mfa.reset(session, actor_id=principal.user_id, user_id=user_id)
 
 
 @router.delete(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from servicekit.auth import InvalidToken, NotAuthenticated
+from servicekit.auth import InsufficientUserAuthentication, InvalidToken, NotAuthenticated
 from servicekit.deps import rate_limit
 from servicekit.errors import AppError
 from servicekit.http import problem_responses
@@ -21,10 +21,17 @@ from user_service.deps import (
     CurrentPrincipal,
     CurrentUser,
     DbSession,
+    RecentPrincipal,
+    StepUp,
 )
 from user_service.errors import (
+    EmailNotVerified,
     InvalidCredentials,
     InvalidGrant,
+    InvalidMfaCode,
+    InvalidMfaToken,
+    MfaCodeRequired,
+    MfaRequired,
     PasswordPolicyViolation,
     WrongPassword,
 )
@@ -33,6 +40,7 @@ from user_service.schemas.auth import (
     RefreshRequest,
     TokenResponse,
 )
+from user_service.schemas.mfa import MfaVerify, Reauthenticate
 from user_service.schemas.user import PasswordChange
 from user_service.services.signin import TokenPair
 
@@ -108,7 +116,13 @@ def _login_body() -> dict[str, Any]:
     openapi_extra={"requestBody": _login_body()},
     dependencies=[Depends(rate_limit("login_ip"))],
     responses=problem_responses(
-        InvalidCredentials, UnsupportedMediaType, RateLimited, RateLimitUnavailable, 422
+        InvalidCredentials,
+        MfaRequired,
+        EmailNotVerified,
+        UnsupportedMediaType,
+        RateLimited,
+        RateLimitUnavailable,
+        422,
     ),
 )
 async def login(
@@ -117,9 +131,65 @@ async def login(
     auth: Auth,
     client: Client,
 ) -> TokenResponse:
-    """Sign in with email and password (OAuth2 password form or JSON)."""
+    """Sign in with email and password (OAuth2 password form or JSON).
+
+    With TOTP on, the answer is 403 `mfa_required` with an `mfa_token` for `/auth/mfa/verify`.
+    """
     pair = await auth.login(
         session, email=credentials.email, password=credentials.password, client=client
+    )
+    return _tokens(pair)
+
+
+@router.post(
+    "/mfa/verify",
+    dependencies=[Depends(rate_limit("login_ip"))],
+    responses=problem_responses(
+        InvalidMfaToken, InvalidMfaCode, RateLimited, RateLimitUnavailable, 422
+    ),
+)
+async def verify_mfa(
+    body: MfaVerify, session: DbSession, step_up: StepUp, client: Client
+) -> TokenResponse:
+    """The second step of a sign-in: the `mfa_token` and a TOTP or recovery code."""
+    pair = await step_up.verify_mfa(
+        session, mfa_token=body.mfa_token, code=body.code, client=client
+    )
+    return _tokens(pair)
+
+
+@router.post(
+    "/reauthenticate",
+    responses=problem_responses(
+        NotAuthenticated,
+        InvalidToken,
+        WrongPassword,
+        MfaCodeRequired,
+        InvalidMfaCode,
+        InvalidGrant,
+        RateLimited,
+        RateLimitUnavailable,
+        422,
+    ),
+)
+async def reauthenticate(
+    body: Reauthenticate,
+    user: CurrentUser,
+    principal: CurrentPrincipal,
+    session: DbSession,
+    step_up: StepUp,
+) -> TokenResponse:
+    """Prove the user again (step-up, RFC 9470): a fresh access token for this session.
+
+    Send the password, and a code when TOTP is on; retry the refused operation with the
+    new access token. The refresh token stays as it was.
+    """
+    pair = await step_up.reauthenticate(
+        session,
+        user=user,
+        session_id=principal.session_id,
+        password=body.password,
+        code=body.code,
     )
     return _tokens(pair)
 
@@ -145,10 +215,10 @@ async def logout(principal: CurrentPrincipal, session: DbSession, auth: Auth) ->
 @router.post(
     "/logout-all",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(NotAuthenticated, InvalidToken),
+    responses=problem_responses(NotAuthenticated, InvalidToken, InsufficientUserAuthentication),
 )
-async def logout_all(principal: CurrentPrincipal, session: DbSession, auth: Auth) -> None:
-    """Revoke every session of the signed-in user."""
+async def logout_all(principal: RecentPrincipal, session: DbSession, auth: Auth) -> None:
+    """Revoke every session of the signed-in user; needs a recent sign-in."""
     await auth.logout_all(session, user_id=principal.user_id)
 
 
@@ -156,17 +226,23 @@ async def logout_all(principal: CurrentPrincipal, session: DbSession, auth: Auth
     "/password/change",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(
-        NotAuthenticated, InvalidToken, WrongPassword, PasswordPolicyViolation, 422
+        NotAuthenticated,
+        InvalidToken,
+        InsufficientUserAuthentication,
+        WrongPassword,
+        PasswordPolicyViolation,
+        RateLimited,
+        422,
     ),
 )
 async def change_password(
     body: PasswordChange,
     user: CurrentUser,
-    principal: CurrentPrincipal,
+    principal: RecentPrincipal,
     session: DbSession,
     accounts: Accounts,
 ) -> None:
-    """Change the password; every other session is signed out."""
+    """Change the password (needs a recent sign-in); every other session is signed out."""
     await accounts.change_password(
         session,
         user=user,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from servicekit.auth import InvalidToken, NotAuthenticated
+from servicekit.auth import InsufficientUserAuthentication, InvalidToken, NotAuthenticated
 from servicekit.db import read_connection_source
 from servicekit.deps import rate_limit
 from servicekit.errors import PreconditionFailed
@@ -17,6 +17,7 @@ from user_service.deps import (
     DbSession,
     Idempotency,
     IfMatch,
+    RecentPrincipal,
     Registration,
     current_snapshot,
 )
@@ -128,10 +129,16 @@ async def update_me(
 @router.delete(
     "/me",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(*_AUTH_ERRORS, WrongPassword, 422),
+    responses=problem_responses(
+        *_AUTH_ERRORS, InsufficientUserAuthentication, WrongPassword, RateLimited, 422
+    ),
 )
 async def delete_me(
-    body: PasswordConfirmation, user: CurrentUser, session: DbSession, accounts: Accounts
+    body: PasswordConfirmation,
+    _recent: RecentPrincipal,
+    user: CurrentUser,
+    session: DbSession,
+    accounts: Accounts,
 ) -> None:
-    """Delete the account (the password is required); every session ends at once."""
+    """Delete the account (password and a recent sign-in required); every session ends."""
     await accounts.delete(session, user=user, password=body.password)
