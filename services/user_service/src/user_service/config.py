@@ -100,6 +100,8 @@ class EmailSettings(BaseModel):
     verification_ttl_minutes: int = Field(24 * 60, ge=1)
     #: Lifetime of a password-reset link.
     password_reset_ttl_minutes: int = Field(30, ge=1)
+    #: Lifetime of an email-change confirmation link (sent to the new address).
+    email_change_ttl_minutes: int = Field(60, ge=1)
 
 
 class AuthSettings(BaseModel):
@@ -163,6 +165,7 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "password_reset_email": {"limit": 5, "period_s": 3600, **_AUTH},
     "verify_email_ip": {"limit": 10, "period_s": 3600, **_AUTH},
     "verify_email_email": {"limit": 5, "period_s": 3600, **_AUTH},
+    "email_change_user": {"limit": 5, "period_s": 3600, **_AUTH},
 }
 
 

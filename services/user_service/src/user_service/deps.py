@@ -35,6 +35,7 @@ from user_service.services.account_recovery import AccountRecoveryService
 from user_service.services.admin import AdminService
 from user_service.services.audit import AuditTrail
 from user_service.services.auth import AuthService
+from user_service.services.email_change import EmailChangeService
 from user_service.services.idempotency import IdempotencyReplay, idempotency
 from user_service.services.mfa import MfaService
 from user_service.services.oauth import OAuthService, PresentedClient
@@ -80,6 +81,7 @@ OAuthClients = Annotated[OAuthClientService, Depends(component(OAuthClientServic
 OAuth = Annotated[OAuthService, Depends(component(OAuthService))]
 Mfa = Annotated[MfaService, Depends(component(MfaService))]
 StepUp = Annotated[StepUpService, Depends(component(StepUpService))]
+EmailChange = Annotated[EmailChangeService, Depends(component(EmailChangeService))]
 Audit = Annotated[AuditTrail, Depends(component(AuditTrail))]
 
 
@@ -303,6 +305,7 @@ __all__ = [
     "CurrentPrincipal",
     "CurrentUser",
     "DbSession",
+    "EmailChange",
     "Idempotency",
     "IfMatch",
     "Jwks",

@@ -75,6 +75,14 @@ class WrongPassword(AppError):
     commit_changes = True
 
 
+class EmailUnchanged(AppError):
+    """An email change to the address the account already has."""
+
+    status_code = 400
+    code = "email_unchanged"
+    message = "This is already the account's email address."
+
+
 class EmailNotVerified(AppError):
     """``auth.require_verified_email`` is on and the account's address is not verified."""
 

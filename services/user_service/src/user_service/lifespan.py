@@ -25,6 +25,7 @@ from user_service.services.admin import AdminService
 from user_service.services.audit import AuditTrail
 from user_service.services.auth import AuthService
 from user_service.services.credentials import TOTP_SEAL_PURPOSE, CredentialChecks
+from user_service.services.email_change import EmailChangeService
 from user_service.services.idempotency import idempotency
 from user_service.services.mfa import MfaService, purge_expired_challenges
 from user_service.services.oauth import OAuthService
@@ -193,6 +194,17 @@ def _provide_services(
     state.provide(auth)
     state.provide(StepUpService(sessions=opener, checks=checks, lockout=lockout, audit=audit))
     state.provide(MfaService(checks=checks, settings=settings.mfa, events=events, audit=audit))
+    state.provide(
+        EmailChangeService(
+            checks=checks,
+            revoker=revoker,
+            limiter=state.rate_limiter,
+            events=events,
+            sealer=state.get(Sealer),
+            audit=audit,
+            ttl_minutes=settings.email.email_change_ttl_minutes,
+        )
+    )
     clients = OAuthClientService(
         revoke_tokens=revoker.list_after_commit,
         default_audience=settings.jwt.audience,

@@ -61,6 +61,7 @@ SENSITIVE = [
     ),
     ("DELETE", "/api/v1/users/me", {"password": PASSWORD}),
     ("POST", "/api/v1/users/me/mfa/recovery-codes", None),
+    ("POST", "/api/v1/users/me/email-change", {"new_email": "x@example.com", "password": PASSWORD}),
     ("DELETE", "/api/v1/users/me/mfa/totp", {"password": PASSWORD, "code": "123456"}),
 ]
 

@@ -45,13 +45,14 @@ async def stored_link_token(
 REQUEST_TYPES = {
     TokenPurpose.VERIFY_EMAIL: "user.email_verification_requested.v1",
     TokenPurpose.PASSWORD_RESET: "user.password_reset_requested.v1",
+    TokenPurpose.EMAIL_CHANGE: "user.email_change_requested.v1",
 }
 
 
 async def requested_tokens(
     db: AsyncSession | AsyncEngine, settings: UserServiceSettings, purpose: TokenPurpose, email: str
 ) -> list[str]:
-    """The tokens of every link of ``purpose`` asked for ``email``, oldest first, unsealed.
+    """The tokens of every link of ``purpose`` mailed to ``email``, oldest first, unsealed.
 
     What the notification service reads: the request events in the outbox, read in the
     test's transaction (``db_session``) or from what was committed (``db_engine``).

@@ -44,6 +44,8 @@ class EmailToken(Base):
     email: Mapped[str] = mapped_column(String(320))
     #: For an email change: the address the link was sent to, which it confirms.
     new_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    #: For an email change: the session that asked, which stays signed in on confirmation.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -91,6 +91,14 @@ class UserRepository(Repository[User]):
             return False
         return True
 
+    async def flush_email_change(self, user: User) -> None:
+        """Write ``user``'s new address; one another account has becomes a 409."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush([user])
+        except IntegrityError as exc:
+            raise EmailAlreadyRegistered from exc
+
     async def create(self, user: User) -> User:
         """Insert ``user``; a taken email becomes :class:`EmailAlreadyRegistered`."""
         try:

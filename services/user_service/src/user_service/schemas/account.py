@@ -1,4 +1,4 @@
-"""Email verification and password-reset payloads."""
+"""Payloads of the emailed links: verification, password reset and email change."""
 
 from __future__ import annotations
 
@@ -39,3 +39,27 @@ class PasswordResetConfirm(BaseModel):
 
     token: str = Field(min_length=16, max_length=256, repr=False)
     new_password: NewPassword = Field(repr=False)
+
+
+class EmailChangeRequest(BaseModel):
+    """Move the account to ``new_email``; the password confirms it is the owner asking."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_email: EmailAddress
+    password: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+class EmailChangeRequested(BaseModel):
+    """The answer to an email-change request: the link is on its way to the new address."""
+
+    status: Literal["accepted"] = "accepted"
+    detail: str = "A confirmation link is on its way to the new address."
+
+
+class EmailChangeConfirm(BaseModel):
+    """The token from an email-change link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=16, max_length=256, repr=False)

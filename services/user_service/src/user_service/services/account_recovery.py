@@ -1,9 +1,7 @@
 """Email verification and password reset through single-use emailed links.
 
-A link carries 256 random bits; only their SHA-256 is stored, with the purpose, the address
-the link went to and an expiry. Confirming takes a row lock and marks the token used in the
-same transaction, so a token works once even when two confirmations race; a new request
-replaces the user's earlier tokens of that purpose.
+The links are those of :mod:`user_service.services.email_links`: a new request replaces
+the user's earlier tokens of that purpose, and a token works once.
 
 The request steps answer the same whether or not an address has an account. A link is
 asked for with an event (``user.email_verification_requested``,
@@ -18,17 +16,14 @@ addresses are registered either.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from servicekit.db import AsyncSession, on_commit, request_transaction
-from servicekit.db.orm import utcnow
 from servicekit.observability.logging import get_logger
 from servicekit.runtime import BackgroundTasks
 from user_service.addresses import normalize_email
-from user_service.errors import InvalidOrExpiredLink
-from user_service.models import EmailToken, TokenPurpose, User
-from user_service.repositories import EmailTokenRepository, UserRepository
+from user_service.models import TokenPurpose, User
+from user_service.repositories import UserRepository
 from user_service.schemas.events import (
     EmailVerificationRequested,
     PasswordResetRequested,
@@ -38,7 +33,7 @@ from user_service.schemas.events import (
     user_subject,
 )
 from user_service.services.audit import Actor, AuditAction
-from user_service.tokens import hash_token, new_opaque_token
+from user_service.services.email_links import issue_link, redeem_link
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -80,7 +75,7 @@ class AccountRecoveryService:
 
     async def confirm_verification(self, session: AsyncSession, *, token: str) -> User:
         """Mark the token's user verified; raises :class:`InvalidOrExpiredLink`."""
-        user = await self._redeem(session, token, TokenPurpose.VERIFY_EMAIL)
+        user, _ = await redeem_link(session, token, TokenPurpose.VERIFY_EMAIL)
         user.is_verified = True
         await session.flush()
         await self.events(
@@ -147,7 +142,7 @@ class AccountRecoveryService:
         Raises :class:`InvalidOrExpiredLink` or ``PasswordPolicyViolation``; the latter rolls
         the transaction back, so the token stays usable for a better password.
         """
-        user = await self._redeem(session, token, TokenPurpose.PASSWORD_RESET)
+        user, _ = await redeem_link(session, token, TokenPurpose.PASSWORD_RESET)
         self.hasher.check_policy(new_password, email=user.email)
         user.password_hash = await self.hasher.hash(new_password)
         await session.flush()
@@ -162,40 +157,6 @@ class AccountRecoveryService:
         )
         log.info("user.password_reset", user_id=str(user.id))
 
-    async def _issue(
-        self, session: AsyncSession, user: User, purpose: TokenPurpose, ttl_minutes: int
-    ) -> tuple[str, EmailToken]:
-        """Replace the user's tokens of ``purpose`` with a new one; returns it in clear."""
-        token = new_opaque_token()  # the same opaque 256-bit form as refresh tokens
-        now = utcnow()
-        repo = EmailTokenRepository.from_session(session)
-        await repo.discard(user_id=user.id, purpose=purpose)
-        record = EmailToken(
-            token_hash=hash_token(token),
-            user_id=user.id,
-            purpose=purpose,
-            email=user.email,
-            created_at=now,
-            expires_at=now + timedelta(minutes=ttl_minutes),
-        )
-        await repo.add(record)
-        return token, record
-
-    async def _redeem(self, session: AsyncSession, token: str, purpose: TokenPurpose) -> User:
-        """Mark the token used and return its user, or raise :class:`InvalidOrExpiredLink`."""
-        record = await EmailTokenRepository.from_session(session).get_locked(
-            hash_token(token), purpose
-        )
-        now = utcnow()
-        if record is None or record.used_at is not None or record.expires_at <= now:
-            raise InvalidOrExpiredLink
-        user = await UserRepository.from_session(session).get(record.user_id)
-        # A changed address voids the link: it must not verify or reset another mailbox.
-        if user is None or not user.is_active or user.email != record.email:
-            raise InvalidOrExpiredLink
-        record.used_at = now
-        return user
-
     async def _mail_link(self, session: AsyncSession, user: User, purpose: TokenPurpose) -> None:
         """Issue a token of ``purpose`` and record the event asking for its mail."""
         minutes = (
@@ -203,7 +164,7 @@ class AccountRecoveryService:
             if purpose is TokenPurpose.VERIFY_EMAIL
             else self.settings.password_reset_ttl_minutes
         )
-        token, record = await self._issue(session, user, purpose, minutes)
+        token, record = await issue_link(session, user, purpose, ttl_minutes=minutes)
         request = _REQUESTS[purpose](
             user_id=user.id,
             email=user.email,

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from user_service.api.v1 import account, admin, audit, auth, clients, mfa, sessions, users
+from user_service.api.v1 import (
+    account,
+    admin,
+    audit,
+    auth,
+    clients,
+    email_change,
+    mfa,
+    sessions,
+    users,
+)
 
 PREFIX = "/api/v1"
 
@@ -20,6 +30,7 @@ def api_routers() -> list[tuple[str, APIRouter]]:
         (PREFIX, users.router),
         (PREFIX, auth.router),
         (PREFIX, account.router),
+        (PREFIX, email_change.router),
         (PREFIX, sessions.router),
         (PREFIX, mfa.router),
         (PREFIX, audit.router),
