@@ -64,7 +64,7 @@ from harness.load import Wrk, build_scripts
 from harness.profile import PROFILES
 from harness.report import chart, fmt, print_table
 from harness.scenarios import Scenarios
-from harness.seed import seed_users
+from harness.seed import AUDIT_EVENTS, seed_audit_events, seed_users
 from harness.servers import RssSampler, Server
 from harness.targets import compute_ratios, evaluate_targets, peak_rss, startup
 
@@ -254,6 +254,8 @@ def prepare_database(
             env=service_env, cwd=WORK, check=True, stdout=log_file, stderr=subprocess.STDOUT,
         )  # fmt: skip
     log("admin created")
+    audited = asyncio.run(seed_audit_events(user_ids))
+    log(f"seeded {AUDIT_EVENTS:,} audit events about {len(audited)} users")
     return user_ids, emails, hashing
 
 

@@ -29,7 +29,7 @@ from harness.common import (
     log,
 )
 from harness.load import Wrk, counter_diff, summarize, write_list
-from harness.seed import login
+from harness.seed import AUDIT_SUBJECTS, login
 from harness.servers import RssSampler, Server, settle
 from servicekit.testing.process import free_port
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 
 ME = "/api/v1/users/me"
+AUDIT = "/api/v1/admin/audit-events"
 
 
 def bearer_list(name: str, path: str, tokens: Sequence[str]) -> Path:
@@ -249,7 +250,7 @@ class Scenarios:
             f"login {storm['login']['rps']:,.1f} req/s")  # fmt: skip
 
     def database_path(self, user_ids: list[str]) -> None:
-        """The database path: admin GETs over 10,000 users with the user cache off."""
+        """The database path, user cache off: admin GETs over 10,000 users, audit queries."""
         svc_nc = self.service("user_service-1w-nocache", 1, USER_SERVICE_CACHE__ENABLED="false")
         with running(self.sampler, svc_nc):
             with httpx.Client() as client:
@@ -261,6 +262,14 @@ class Scenarios:
                 "user_uncached", svc_nc, "list", [str(ids_list)], 64
             )
             self.profiled("user_uncached", svc_nc, "list", [str(ids_list)], 64)
+            audit_list = write_list(
+                "audit",
+                [("GET", f"{AUDIT}?user_id={i}&limit=50", admin_token, "")
+                 for i in user_ids[:AUDIT_SUBJECTS]],
+            )  # fmt: skip
+            self.results["audit_user_events"] = self.step(
+                "audit_user_events", svc_nc, "list", [str(audit_list)], 16
+            )
 
     def startup_profiles(self) -> None:
         """Start-up from exec to ready of the service, the peer and the baseline, profiled."""

@@ -83,6 +83,55 @@ async def seed_users(count: int) -> tuple[list[str], list[str], dict[str, Any]]:
     return [str(i) for i in ids], emails, hashing
 
 
+#: Audit events seeded for the audit-query step, over AUDIT_SUBJECTS accounts.
+AUDIT_EVENTS = 100_000
+AUDIT_SUBJECTS = 100
+_AUDIT_ACTIONS = ("auth.login", "auth.login", "auth.login", "session.revoked", "mfa.enabled")
+
+
+async def seed_audit_events(user_ids: list[str]) -> list[str]:
+    """Insert AUDIT_EVENTS audit rows, spread over 30 days; returns the accounts they are about.
+
+    AUDIT_SUBJECTS accounts get 1,000 events each, so a page of one account's newest events
+    is picked out of a table of 100,000 rows, as an administrator's query would be.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from servicekit.db import create_engine, create_sessionmaker
+    from user_service.config import UserServiceSettings
+    from user_service.models import AuditEvent
+
+    subjects = user_ids[:AUDIT_SUBJECTS]
+    now = datetime.now(UTC)
+    step = timedelta(days=30) / AUDIT_EVENTS
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "occurred_at": now - step * n,
+            "actor_id": uuid.UUID(subjects[n % len(subjects)]),
+            "actor_client_id": "first-party",
+            "subject_id": uuid.UUID(subjects[n % len(subjects)]),
+            "action": _AUDIT_ACTIONS[n % len(_AUDIT_ACTIONS)],
+            "outcome": "success" if n % 7 else "failure",
+            "ip": "198.51.100.7",
+            "user_agent": "bench/1.0",
+            "request_id": uuid.uuid4().hex,
+            "details": {"amr": ["pwd"]},
+        }
+        for n in range(AUDIT_EVENTS)
+    ]
+    engine = create_engine(UserServiceSettings(_env_file=None))
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            for start in range(0, len(rows), 5000):
+                await session.execute(insert(AuditEvent), rows[start : start + 5000])
+    finally:
+        await engine.dispose()
+    return subjects
+
+
 def login(client: httpx.Client, base_url: str, email: str, password: str) -> str:
     """Sign in through the API and return the access token."""
     response = client.post(

@@ -109,6 +109,8 @@ def evaluate_targets(
                 uncached_per_worker >= 1000),
         _target("user_uncached p99 ms", s["user_uncached"]["p99_ms"], "< 50",
                 s["user_uncached"]["p99_ms"] < 50),
+        _target("audit_user_events p99 ms (100,000 rows, c=16)",
+                s["audit_user_events"]["p99_ms"], "< 50", s["audit_user_events"]["p99_ms"] < 50),
         _target("overload_1024_vs_64", r["overload_1024_vs_64"], ">= 0.90",
                 (r["overload_1024_vs_64"] or 0) >= 0.90),
         _target("overload 5xx/socket errors (not 429/503)", overload_bad, "== 0",
