@@ -154,7 +154,7 @@ class Server:
         """``http_requests_total`` by status, from the service's /metrics.
 
         Every route but /metrics and /health: the route label is a template, not always the
-        full path.
+        full path. Shed requests (``http_requests_shed_total``) count as 503s.
 
         Server-side: it also counts requests still in flight when wrk stopped.
         """
@@ -173,6 +173,11 @@ class Server:
             route = labels.get("route", "")
             if route != "/metrics" and not route.startswith("/health"):
                 counts[labels.get("status", "?")] += int(float(match.group(2)))
+        # Requests shed at the in-flight bound are answered 503 by the server's protocol,
+        # before the app (and its http_requests_total) sees them.
+        shed = re.search(r"^http_requests_shed_total (\S+)$", text, re.M)
+        if shed is not None:
+            counts["503"] += int(float(shed.group(1)))
         return counts
 
     def log_summary(self) -> dict[str, int]:
