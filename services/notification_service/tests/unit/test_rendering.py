@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from jinja2 import DictLoader, Environment, StrictUndefined
 
@@ -10,7 +12,7 @@ from notification_service.services.rendering import MailRenderer, RenderError
 
 pytestmark = pytest.mark.unit
 
-CONTEXT = {
+CONTEXT: dict[str, Any] = {
     "name": "Ada",
     "product": "Acme",
     "link": "https://example.test/verify-email?token=abc",
@@ -20,6 +22,10 @@ CONTEXT = {
     "ip": "203.0.113.9",
     "user_agent": "curl/8",
     "reset": "https://example.test/reset-password",
+    "new_email": "ada@new.example",
+    "by_admin": True,
+    "remaining": 2,
+    "few_left": True,
 }
 
 

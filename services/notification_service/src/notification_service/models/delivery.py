@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Enum, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Enum, Index, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from notification_service.models.base import Base
@@ -39,11 +39,13 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_user_created", "user_id", "created_at", "id"),
+        # One mail of each kind per event, however often the event is redelivered.
+        UniqueConstraint("event_id", "kind", name="uq_deliveries_event_id_kind"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    #: The event it was created from: one delivery per event, however often it is redelivered.
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    #: The event it was created from (one event may make several kinds of mail).
+    event_id: Mapped[str] = mapped_column(String(36))
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     kind: Mapped[str] = mapped_column(String(50))
     #: Erased (``None``) when the account is deleted.

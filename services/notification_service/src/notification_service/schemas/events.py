@@ -81,6 +81,40 @@ class RegistrationAttempted(ConsumedEvent, event_type="user.registration_attempt
     email: str
 
 
+class EmailChangeRequested(_LinkRequested, event_type="user.email_change_requested", version=1):
+    """A move to ``email`` (the new address) awaits its link; ``previous_email`` is told."""
+
+    previous_email: str
+
+
+class EmailChanged(ConsumedEvent, event_type="user.email_changed", version=1):
+    """The account's address is now ``email``: tell ``previous_email``, mail ``email`` next."""
+
+    user_id: uuid.UUID
+    email: str
+    previous_email: str
+
+
+class MfaEnabled(ConsumedEvent, event_type="user.mfa_enabled", version=1):
+    """The user switched two-factor authentication on."""
+
+    user_id: uuid.UUID
+
+
+class MfaDisabled(ConsumedEvent, event_type="user.mfa_disabled", version=1):
+    """Two-factor authentication is off: by the user, or by an administrator (``actor_id``)."""
+
+    user_id: uuid.UUID
+    actor_id: uuid.UUID | None
+
+
+class RecoveryCodeUsed(ConsumedEvent, event_type="user.recovery_code_used", version=1):
+    """A recovery code signed the user in; ``remaining`` are left."""
+
+    user_id: uuid.UUID
+    remaining: int
+
+
 class SessionCreated(ConsumedEvent, event_type="session.created", version=1):
     """A sign-in opened a session."""
 
@@ -103,4 +137,9 @@ def catalog() -> EventCatalog:
         Deleted,
         RegistrationAttempted,
         SessionCreated,
+        EmailChangeRequested,
+        EmailChanged,
+        MfaEnabled,
+        MfaDisabled,
+        RecoveryCodeUsed,
     )

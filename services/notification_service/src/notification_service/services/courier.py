@@ -133,7 +133,7 @@ class Courier(BackgroundLoop):
         address = delivery.recipient
         if kind.link_path is not None:
             context["link"] = self._link(kind.link_path, delivery.context)
-        elif delivery.user_id is not None:
+        elif delivery.user_id is not None and not kind.to_event_address:
             address, context["name"] = await self._current(delivery.user_id, address, context)
         if not address:
             raise RenderError("no address to send to (erased or never known)")

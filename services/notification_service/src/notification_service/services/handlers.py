@@ -1,8 +1,10 @@
 """What each user event means here: recipients remembered, deliveries created, data erased.
 
 Every handler runs in the consumer's transaction, with the event id already in the inbox;
-a delivery carries that event id (unique), so an event makes at most one mail however
-often it is delivered. The courier is woken once the transaction commits.
+a delivery carries that event id and its kind (unique together), so an event makes at most
+one mail of each kind however often it is delivered (an email-change request makes two: the
+link to the new address, the notice to the old one). The courier is woken once the
+transaction commits.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from servicekit.db import AsyncSession
     from servicekit.events import CloudEvent, DomainEvent, Handler
 
+#: At or below this many recovery codes left, the mail suggests generating new ones.
+FEW_RECOVERY_CODES = 3
+
 
 @dataclass(frozen=True, slots=True)
 class MailHandlers:
@@ -52,6 +57,11 @@ class MailHandlers:
             user_events.Deleted: self.deleted,
             user_events.SessionCreated: self.session_created,
             user_events.RegistrationAttempted: self.registration_attempted,
+            user_events.EmailChangeRequested: self.email_change_requested,
+            user_events.EmailChanged: self.email_changed,
+            user_events.MfaEnabled: self.mfa_enabled,
+            user_events.MfaDisabled: self.mfa_disabled,
+            user_events.RecoveryCodeUsed: self.recovery_code_used,
         }
         return {event.type_name(): handler for event, handler in table.items()}
 
@@ -129,6 +139,53 @@ class MailHandlers:
             session, envelope, event.user_id, "account_exists", context, to=event.email
         )
 
+    async def email_change_requested(
+        self, session: AsyncSession, event: Any, envelope: CloudEvent
+    ) -> None:
+        """Mail the confirmation link to the new address and a notice to the current one.
+
+        The new address is not remembered: it is the account's only once the link is used.
+        """
+        await RecipientRepository.from_session(session).remember(
+            event.user_id, email=event.previous_email, full_name=event.full_name
+        )
+        link = {"token": event.token, "expires_at": event.expires_at.isoformat()}
+        await self._deliver(session, envelope, event.user_id, "email_change", link, to=event.email)
+        notice = {"at": _when(envelope), "new_email": event.email}
+        await self._deliver(
+            session, envelope, event.user_id, "email_change_notice", notice, to=event.previous_email
+        )
+
+    async def email_changed(self, session: AsyncSession, event: Any, envelope: CloudEvent) -> None:
+        """Mail the new address from now on; tell the previous one where the account went."""
+        await RecipientRepository.from_session(session).remember(event.user_id, email=event.email)
+        context = {"at": _when(envelope), "new_email": event.email}
+        await self._deliver(
+            session, envelope, event.user_id, "email_changed", context, to=event.previous_email
+        )
+
+    async def mfa_enabled(self, session: AsyncSession, event: Any, envelope: CloudEvent) -> None:
+        """Tell the user two-factor authentication is on."""
+        context = {"at": _when(envelope)}
+        await self._deliver(session, envelope, event.user_id, "mfa_enabled", context)
+
+    async def mfa_disabled(self, session: AsyncSession, event: Any, envelope: CloudEvent) -> None:
+        """Tell the user two-factor authentication is off, and whether an administrator did it."""
+        by_admin = event.actor_id is not None and event.actor_id != event.user_id
+        context = {"at": _when(envelope), "by_admin": by_admin}
+        await self._deliver(session, envelope, event.user_id, "mfa_disabled", context)
+
+    async def recovery_code_used(
+        self, session: AsyncSession, event: Any, envelope: CloudEvent
+    ) -> None:
+        """Tell the user a recovery code signed them in, and how many are left."""
+        context = {
+            "at": _when(envelope),
+            "remaining": event.remaining,
+            "few_left": event.remaining <= FEW_RECOVERY_CODES,
+        }
+        await self._deliver(session, envelope, event.user_id, "recovery_code_used", context)
+
     async def _deliver(
         self,
         session: AsyncSession,
@@ -139,7 +196,7 @@ class MailHandlers:
         *,
         to: str | None = None,
     ) -> None:
-        """Create the event's delivery: pending, suppressed by a preference, or failed."""
+        """Create the event's delivery of ``kind``: pending, suppressed, or failed."""
         recipient = (
             await RecipientRepository.from_session(session).get(user_id) if user_id else None
         )

@@ -16,6 +16,9 @@ class MailKind:
     link_path: str | None = None
     #: The address is erased from the delivery once sent (the account no longer exists).
     erase_after_send: bool = False
+    #: Sent to the address the event named (one the account is leaving or left), never to
+    #: the user's current one; a link's mail always goes to the address it was issued for.
+    to_event_address: bool = False
 
 
 KINDS = {
@@ -29,6 +32,12 @@ KINDS = {
         MailKind("account_deactivated", security=True),
         MailKind("account_deleted", security=True, erase_after_send=True),
         MailKind("account_exists", security=True),
+        MailKind("email_change", security=True, link_path="/confirm-email-change"),
+        MailKind("email_change_notice", security=True, to_event_address=True),
+        MailKind("email_changed", security=True, to_event_address=True),
+        MailKind("mfa_enabled", security=True),
+        MailKind("mfa_disabled", security=True),
+        MailKind("recovery_code_used", security=True),
     )
 }
 #: The kinds a user may switch off.
