@@ -141,3 +141,16 @@ async def test_a_used_recovery_code_says_how_many_are_left_and_when_to_make_new_
     assert set(bodies) == {7, 2}
     assert "Generate a new set of recovery codes now" in bodies[2]
     assert "Generate a new set of recovery codes now" not in bodies[7]
+
+
+async def test_a_security_notice_for_an_account_not_seen_yet_goes_to_the_events_address(
+    client: httpx.AsyncClient,
+    redis_client: AnyRedis,
+    settings: NotificationServiceSettings,
+    smtp_sink: SmtpSink,
+) -> None:
+    """No ``user.registered`` was consumed (it predates this service): the event's address."""
+    enabled = {"user_id": uuid.uuid4(), "email": "unseen@example.com"}
+    await publish(redis_client, settings, "user.mfa_enabled.v1", enabled)
+    notice = await smtp_sink.wait_for("unseen@example.com")
+    assert notice["Subject"] == "Two-factor authentication was turned on"

@@ -6,11 +6,12 @@ import httpx
 import pytest
 
 from servicekit.db import AsyncSession, commit
+from user_service.config import UserServiceSettings
 from user_service.models import TokenPurpose
 
-from ..utils.auth import login
-from ..utils.links import stored_link_token
-from ..utils.users import register
+from ..utils.auth import bearer, login
+from ..utils.links import requested_tokens, stored_link_token
+from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,30 @@ async def test_the_reset_form_sets_the_password_and_a_weak_one_keeps_the_link(
     )
     assert done.status_code == 200, done.text
     await login(client, user["email"], "a brand new passphrase")
+
+
+async def test_the_email_change_link_asks_before_moving_the_account(
+    client: httpx.AsyncClient, db_session: AsyncSession, settings: UserServiceSettings
+) -> None:
+    user = await register(client)
+    tokens = await login(client, user["email"])
+    new_email = f"paged-{user['email']}"
+    requested = await client.post(
+        "/api/v1/users/me/email-change",
+        json={"new_email": new_email, "password": PASSWORD},
+        headers=bearer(tokens),
+    )
+    assert requested.status_code == 202, requested.text
+    [token] = await requested_tokens(db_session, settings, TokenPurpose.EMAIL_CHANGE, new_email)
+    page = await client.get(f"/confirm-email-change?token={token}")
+    assert f'name="token" value="{token}"' in page.text
+    me = await client.get("/api/v1/users/me", headers=bearer(tokens))
+    assert me.json()["email"] == user["email"]  # opening the link changed nothing
+    moved = await client.post("/confirm-email-change", data={"token": token})
+    assert moved.status_code == 200, moved.text
+    assert new_email in moved.text
+    again = await client.post("/confirm-email-change", data={"token": token})
+    assert again.status_code == 400
 
 
 async def test_markup_in_a_token_is_escaped(client: httpx.AsyncClient) -> None:

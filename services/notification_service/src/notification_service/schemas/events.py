@@ -99,12 +99,14 @@ class MfaEnabled(ConsumedEvent, event_type="user.mfa_enabled", version=1):
     """The user switched two-factor authentication on."""
 
     user_id: uuid.UUID
+    email: str
 
 
 class MfaDisabled(ConsumedEvent, event_type="user.mfa_disabled", version=1):
     """Two-factor authentication is off: by the user, or by an administrator (``actor_id``)."""
 
     user_id: uuid.UUID
+    email: str
     actor_id: uuid.UUID | None
 
 
@@ -112,6 +114,7 @@ class RecoveryCodeUsed(ConsumedEvent, event_type="user.recovery_code_used", vers
     """A recovery code signed the user in; ``remaining`` are left."""
 
     user_id: uuid.UUID
+    email: str
     remaining: int
 
 

@@ -165,15 +165,23 @@ class MailHandlers:
         )
 
     async def mfa_enabled(self, session: AsyncSession, event: Any, envelope: CloudEvent) -> None:
-        """Tell the user two-factor authentication is on."""
+        """Tell the user two-factor authentication is on.
+
+        The event's address is the fallback of these notices: the courier sends to the
+        account's current address, and to this one when it knows no other.
+        """
         context = {"at": _when(envelope)}
-        await self._deliver(session, envelope, event.user_id, "mfa_enabled", context)
+        await self._deliver(
+            session, envelope, event.user_id, "mfa_enabled", context, to=event.email
+        )
 
     async def mfa_disabled(self, session: AsyncSession, event: Any, envelope: CloudEvent) -> None:
         """Tell the user two-factor authentication is off, and whether an administrator did it."""
         by_admin = event.actor_id is not None and event.actor_id != event.user_id
         context = {"at": _when(envelope), "by_admin": by_admin}
-        await self._deliver(session, envelope, event.user_id, "mfa_disabled", context)
+        await self._deliver(
+            session, envelope, event.user_id, "mfa_disabled", context, to=event.email
+        )
 
     async def recovery_code_used(
         self, session: AsyncSession, event: Any, envelope: CloudEvent
@@ -184,7 +192,9 @@ class MailHandlers:
             "remaining": event.remaining,
             "few_left": event.remaining <= FEW_RECOVERY_CODES,
         }
-        await self._deliver(session, envelope, event.user_id, "recovery_code_used", context)
+        await self._deliver(
+            session, envelope, event.user_id, "recovery_code_used", context, to=event.email
+        )
 
     async def _deliver(
         self,

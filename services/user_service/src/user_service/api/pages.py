@@ -1,4 +1,4 @@
-"""The pages the links in mails open: ``/verify-email`` and ``/reset-password``.
+"""The pages the links in mails open: verification, password reset and email change.
 
 Opening a link only shows a form: a mail scanner that fetches every link must not use the
 token up. The form posts to the same path, which redeems the token through the same
@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from servicekit.db import AsyncSession, rollback
 from servicekit.errors import AppError
-from user_service.deps import AccountRecovery, DbSession
+from user_service.deps import AccountRecovery, DbSession, EmailChange
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,4 +96,28 @@ async def reset_password(
         return await _failure(session, exc)
     return _page(
         "Password changed", "<p>Sign in with your new password; other devices were signed out.</p>"
+    )
+
+
+@router.get("/confirm-email-change")
+async def confirm_email_change_page(token: Token) -> HTMLResponse:
+    """A button moving the account to this address (a GET never redeems the token)."""
+    return _page(
+        "Confirm your new email address",
+        _form("/confirm-email-change", token, "Use this address for my account"),
+    )
+
+
+@router.post("/confirm-email-change")
+async def confirm_email_change(
+    token: FormToken, session: DbSession, email_change: EmailChange
+) -> HTMLResponse:
+    """Redeem the email-change token: the account moves; its other sessions end."""
+    try:
+        user = await email_change.confirm(session, token=token)
+    except AppError as exc:
+        return await _failure(session, exc)
+    return _page(
+        "Address changed",
+        f"<p>Your account now uses {escape(user.email)}; other devices were signed out.</p>",
     )
