@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -130,3 +131,48 @@ def counter_diff(after: Counter[str] | None, before: Counter[str] | None) -> Cou
     diff = Counter(after)
     diff.subtract(before)
     return Counter({k: v for k, v in diff.items() if v})
+
+
+def latency_buckets(label: str, route: str) -> dict[float, float] | None:
+    """The server's cumulative ``http_request_duration_seconds`` buckets of ``route``.
+
+    Read from the /metrics snapshot ``Server.status_counts(label)`` saved; every method
+    summed. ``None`` when there is no snapshot (a server without metrics).
+    """
+    path = WORK / "logs" / f"metrics-{label}.txt"
+    if not path.exists():
+        return None
+    buckets: dict[float, float] = {}
+    pattern = r"^http_request_duration_seconds_bucket\{(.*)\} (\S+)$"
+    for match in re.finditer(pattern, path.read_text(), re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+        if labels.get("route") == route:
+            bound = float(labels["le"])  # "+Inf" parses as inf
+            buckets[bound] = buckets.get(bound, 0.0) + float(match.group(2))
+    return buckets
+
+
+def histogram_quantile(
+    q: float, after: dict[float, float] | None, before: dict[float, float] | None
+) -> float | None:
+    """The ``q`` quantile (ms) of what the server observed between two bucket snapshots.
+
+    Prometheus's ``histogram_quantile``: linear within the bucket the rank falls in; the
+    highest finite bound when it falls in ``+Inf``. ``None`` without observations.
+    """
+    if after is None or before is None:
+        return None
+    bounds = sorted(after)
+    cumulative = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not cumulative or cumulative[-1] <= 0:
+        return None
+    rank = q * cumulative[-1]
+    lower, below = 0.0, 0.0
+    for bound, count in zip(bounds, cumulative, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return round(lower * 1000, 2)
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return round((lower + (bound - lower) * share) * 1000, 2)
+        lower, below = bound, count
+    return round(lower * 1000, 2)

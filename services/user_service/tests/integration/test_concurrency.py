@@ -17,6 +17,7 @@ from user_service.main import create_app
 from user_service.models import User
 
 from ..utils.auth import bearer, login
+from ..utils.mfa import enable_totp, first_step, oathtool_code, second_step
 from ..utils.users import PASSWORD, live_email
 
 pytestmark = pytest.mark.integration
@@ -156,6 +157,20 @@ class TestRaces:
                     "/api/v1/auth/refresh", json={"refresh_token": token["refresh_token"]}
                 )
                 assert again.status_code == 401
+
+
+class TestCodeRace:
+    async def test_one_totp_code_sent_twice_at_once_signs_in_once(
+        self, live_client: httpx.AsyncClient
+    ) -> None:
+        """The credential's row lock serialises the two; the second sees the step used."""
+        email = live_email()
+        assert (await _register(live_client, email)).status_code == 201
+        secret, _ = await enable_totp(live_client, await login(live_client, email))
+        challenges = [await first_step(live_client, email) for _ in range(4)]
+        code = oathtool_code(secret)
+        responses = await asyncio.gather(*(second_step(live_client, c, code) for c in challenges))
+        assert sorted(r.status_code for r in responses) == [200, 401, 401, 401]
 
 
 class TestRehashRace:
