@@ -96,10 +96,13 @@ docs: $(SYNC) ## Regenerate docs/configuration.md (settings) and docs/events.md 
 	$(UV) run --frozen python scripts/gen_config_docs.py
 	$(UV) run --frozen python scripts/gen_events_docs.py
 
-.PHONY: bench
+.PHONY: bench bench-frozen-redis
 bench: $(SYNC) ## Load-test user_service vs a bare FastAPI baseline and fastapi-users (its own locked env, bench/peers/) with wrk, then the events step (needs PostgreSQL on 127.0.0.1:5432; ~7 min)
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(UV) run --frozen python bench/run.py
 	$(UV) run --frozen python bench/events.py
+
+bench-frozen-redis: $(SYNC) ## GET /users/me at c=64 while the service's own Redis is SIGSTOPped for 20 s: p99 (wrk's and the server's), lost writes (~1 min)
+	$(UV) run --frozen python bench/frozen_redis.py
 
 clean: ## Remove the virtualenv, caches and the local data folder
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache data
