@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from servicekit.redis import AnyRedis, create_redis
+from servicekit.redis.breaker import RedisCircuitOpen
 from servicekit.redis.cache import Cache
 from servicekit.redis.embedded import EmbeddedRedis
 from servicekit.redis.keys import KeySpace
@@ -91,8 +92,9 @@ class TestRedisAway:
         assert during.calls == 1
 
         own_redis.start()  # same socket, data reloaded from the snapshot
-        # The failures opened the client's circuit: it calls Redis again after the cool-down.
-        await asyncio.sleep(test_settings.redis.breaker_cooldown_s)
+        # The failures opened the client's circuit: after the cool-down, its background
+        # probe closes it.
+        await _answering(own_redis_client, within_s=test_settings.redis.breaker_cooldown_s + 2)
         assert await own_redis_client.get(cache.key(1)) is not None, "the stale entry is back"
         await cache.repair()
 
@@ -172,3 +174,16 @@ class TestLocalTier:
         finally:
             await a.stop()
             await b.stop()
+
+
+async def _answering(client: AnyRedis, *, within_s: float) -> None:
+    """Wait until ``client`` answers again (calls are refused until its circuit closes)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            await client.ping()
+            return
+        except RedisCircuitOpen:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)

@@ -1,8 +1,8 @@
 """The Redis circuit breaker against a real hung server (the test's own, SIGSTOPped).
 
-After repeated timeouts every call fails at once for the cool-down, then one probe at a time
-is let through; the callers' degraded paths (cache fail-open, limiter fail-open or closed)
-behave as for any outage, only without waiting.
+After repeated timeouts every call fails at once for the cool-down, then a background probe
+decides (no caller waits for it); the callers' degraded paths (cache fail-open, limiter
+fail-open or closed) behave as for any outage, only without waiting.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from servicekit.http.health import Readiness, redis_check
 from servicekit.ratelimit.limiter import RateLimiter, RateLimitUnavailable
@@ -87,6 +88,16 @@ def _breaker(client: AnyRedis) -> RedisBreaker:
     return pool.breaker
 
 
+async def _settles(client: AnyRedis, state: str, within_s: float = 2.0) -> bool:
+    """Whether the breaker reaches ``state`` within ``within_s`` (the background probe)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if _breaker(client).state == state:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
 async def _open(client: AnyRedis) -> None:
     """Calls that time out until the circuit opens (2 commands x 2 tries >= 3 failures)."""
     results = await asyncio.gather(*(client.ping() for _ in range(4)), return_exceptions=True)
@@ -125,29 +136,45 @@ class TestCircuit:
         with pytest.raises(RedisCircuitOpen):  # the server is back, but the circuit still open
             await client.ping()
         await asyncio.sleep(COOLDOWN_S + 0.1)
+        with pytest.raises(RedisCircuitOpen):  # refused, and the background probe starts
+            await client.ping()
+        assert await _settles(client, "closed")
         assert await client.ping() is True
-        assert _breaker(client).state == "closed"
         assert _sample("redis_circuit_state") == 0
 
-    async def test_half_open_lets_one_probe_through_and_a_failed_probe_reopens_it(
+    async def test_half_open_probes_in_the_background_and_a_failed_probe_reopens_it(
         self, client: AnyRedis, server: EmbeddedRedis
     ) -> None:
+        """No caller waits out the probe: what queues behind one caller would wait too."""
         with frozen(server):
             await _open(client)
             await asyncio.sleep(COOLDOWN_S + 0.1)
-
-            async def ping() -> object:
-                return await client.ping()
-
-            probe = asyncio.create_task(ping())
-            await asyncio.sleep(0.02)  # the probe is waiting on the frozen server
             started = time.monotonic()
-            with pytest.raises(RedisCircuitOpen):
-                await client.ping()  # not a second probe
-            assert time.monotonic() - started < FAST_S
-            with pytest.raises(RedisError):  # its timeout (then the reopened circuit)
-                await probe
-            assert _breaker(client).state == "open"
+            for _ in range(5):  # the first starts the probe (a PING); none waits for it
+                with pytest.raises(RedisCircuitOpen):
+                    await client.get("k")
+            assert time.monotonic() - started < FAST_S * 5
+            assert _breaker(client).state == "half_open"  # the probe is out
+            assert await _settles(client, "open")  # its timeout reopened the circuit
+
+    async def test_without_a_probe_function_the_first_call_is_the_probe(
+        self, server: EmbeddedRedis
+    ) -> None:
+        breaker = RedisBreaker(failures=1, cooldown_s=COOLDOWN_S)
+
+        async def hung() -> None:
+            raise RedisTimeoutError("no answer")
+
+        with pytest.raises(RedisTimeoutError):
+            await breaker.guard(hung)
+        assert breaker.state == "open"
+        await asyncio.sleep(COOLDOWN_S + 0.1)
+
+        async def answer() -> str:
+            return "PONG"
+
+        assert await breaker.guard(answer) == "PONG"
+        assert breaker.state == "closed"
 
     async def test_a_subscriber_idle_read_does_not_keep_it_closed(
         self, client: AnyRedis, server: EmbeddedRedis

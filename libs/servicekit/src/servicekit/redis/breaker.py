@@ -7,8 +7,12 @@ command's retries count), the circuit **opens**: for ``breaker_cooldown_s`` ever
 fails at once with :class:`RedisCircuitOpen`, a Redis ``ConnectionError``, so each caller's
 degraded path runs as for any outage (the cache reads the database, the limiter fails open
 or closed per rule, the denylist falls back to PostgreSQL or fails closed). Then it is
-**half-open**: one call at a time is let through as a probe; its success closes the
-circuit, its failure opens it for another cool-down.
+**half-open**: the first call starts a probe (a ``PING``, see :meth:`RedisBreaker.probe_with`)
+in a task of its own and is refused like the rest until the probe answers; its success
+closes the circuit, its failure opens it for another cool-down. No caller waits out a
+probe's timeout: when a caller was the probe, every request queued behind it (a rate-limit
+lease refill shared by one address, say) waited the socket timeout with it. Without a
+probe function the first call itself is the probe, as before.
 
 The state machine is the ``circuitbreaker`` library's; this module adds the single probe,
 the gates in redis-py's retry loop and connection pool, logs and metrics. State is per
@@ -18,12 +22,16 @@ to stop waiting on a server that does not answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from servicekit.observability import metrics
@@ -35,6 +43,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = get_logger(__name__)
+
+#: Set in the background probe's task: its calls pass the gates the others are refused at.
+_IN_PROBE: ContextVar[bool] = ContextVar("redis_breaker_probe", default=False)
 
 #: ``redis_circuit_state`` values.
 STATE_VALUES = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
@@ -56,6 +67,12 @@ class RedisBreaker:
         )
         self._probing = False
         self._reported = STATE_CLOSED
+        self._probe: Callable[[], Awaitable[object]] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+
+    def probe_with(self, probe: Callable[[], Awaitable[object]]) -> None:
+        """Probe the half-open circuit with ``probe`` (a ``PING``) in a background task."""
+        self._probe = probe
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RedisBreaker:
         # redis-py deep-copies the retry policy into every connection; the circuit is the
@@ -70,9 +87,25 @@ class RedisBreaker:
     def check(self) -> None:
         """Raise :class:`RedisCircuitOpen` if a call now would be refused."""
         state = self.circuit.state
-        if state == STATE_OPEN or (state == STATE_HALF_OPEN and self._probing):
-            metrics.redis_circuit_rejections().inc()
-            raise RedisCircuitOpen(f"Redis circuit {state}; not calling the server")
+        if _IN_PROBE.get() and state == STATE_HALF_OPEN:
+            return  # the background probe's command, its connect and pool wait; not retries
+        if state == STATE_HALF_OPEN and self._probe is not None:
+            self._start_probe()
+        elif not (state == STATE_OPEN or (state == STATE_HALF_OPEN and self._probing)):
+            return
+        metrics.redis_circuit_rejections().inc()
+        raise RedisCircuitOpen(f"Redis circuit {state}; not calling the server")
+
+    def _start_probe(self) -> None:
+        if self._probe_task is not None and not self._probe_task.done():
+            return
+        self._probe_task = asyncio.get_running_loop().create_task(self._run_probe())
+
+    async def _run_probe(self) -> None:
+        assert self._probe is not None  # noqa: S101 - only started with one
+        _IN_PROBE.set(True)  # this task's context only
+        with contextlib.suppress(RedisError):  # a failure reopens the circuit in guard()
+            await self._probe()
 
     async def guard(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run one attempt: refused while open, counted when it fails, closes on a reply.
@@ -82,7 +115,9 @@ class RedisBreaker:
         message returns ``None`` from a hung server as from a quiet one.
         """
         self.check()
-        probe = self.circuit.state == STATE_HALF_OPEN  # check() let no other probe through
+        # Half-open and let through: this attempt is the probe (the background one, or the
+        # caller's own when there is no probe function); check() lets no other through.
+        probe = self.circuit.state == STATE_HALF_OPEN
         if probe:
             self._probing = True
         try:

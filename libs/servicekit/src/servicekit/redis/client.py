@@ -117,18 +117,24 @@ def create_redis(settings: ServiceSettings, url: str | None = None) -> AnyRedis:
         "decode_responses": True,
     }
     if cfg.cluster:
-        return BoundedRedisCluster.from_url(
+        cluster = BoundedRedisCluster.from_url(
             url,
             max_in_flight=cfg.max_connections,
             wait_s=cfg.socket_timeout_s,
             breaker=breaker,
             **{**common, "max_connections": cfg.max_connections + CLUSTER_POOL_HEADROOM},
         )
+        if breaker is not None:
+            breaker.probe_with(cluster.ping)
+        return cluster
     # A blocking pool: under a burst, requests wait (up to the socket timeout) for a free
     # connection instead of failing at once with MaxConnectionsError.
     pool = BreakerConnectionPool.from_url(url, timeout=cfg.socket_timeout_s, **common)
     pool.breaker = breaker
-    return Redis.from_pool(pool)
+    client = Redis.from_pool(pool)
+    if breaker is not None:
+        breaker.probe_with(client.ping)
+    return client
 
 
 async def discover(client: AnyRedis) -> None:

@@ -81,8 +81,8 @@ class RedisSettings(BaseModel):
     #: circuit opens: calls then fail at once, and each caller's degraded path runs, instead
     #: of every request waiting out its timeouts on a hung server. `0` turns the breaker off.
     breaker_failures: int = Field(5, ge=0)
-    #: Seconds the open circuit refuses calls before one probe call is let through (its
-    #: success closes the circuit, its failure opens it again).
+    #: Seconds the open circuit refuses calls before a background probe (a `PING`) is sent
+    #: (its success closes the circuit, its failure opens it again; no call waits for it).
     breaker_cooldown_s: float = Field(1.0, gt=0)
     #: Prepended to every key, e.g. to share one Redis between stacks. No braces: a key's
     #: hash tag (cluster slot) is its first `{…}`, which must stay the one the code chose.
