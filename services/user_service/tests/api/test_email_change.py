@@ -20,7 +20,7 @@ from user_service.models import TokenPurpose, outbox
 from ..utils.admin import Account, account, set_user_columns
 from ..utils.auth import bearer, login
 from ..utils.clients import ClientWith
-from ..utils.links import requested_tokens
+from ..utils.links import requested_tokens, stored_link_token
 from ..utils.users import PASSWORD, register
 
 pytestmark = pytest.mark.integration
@@ -140,6 +140,37 @@ class TestEmailChange:
         assert stale.status_code == 400
         assert stale.json()["error"] == "invalid_or_expired_link"
         assert (await client.post(CONFIRM, json={"token": new})).json()["email"] == second
+
+    @pytest.mark.parametrize("how", ["change", "reset"])
+    async def test_a_new_password_cancels_a_pending_change(
+        self,
+        client: httpx.AsyncClient,
+        db_session: AsyncSession,
+        settings: UserServiceSettings,
+        how: str,
+    ) -> None:
+        """Whoever asked with the old password cannot confirm once the owner changes it."""
+        user = await account(client, db_session)
+        token = await _link(client, db_session, settings, user, _new_email())
+        if how == "change":
+            change = {"current_password": PASSWORD, "new_password": "another long passphrase"}
+            response = await client.post(
+                "/api/v1/auth/password/change", json=change, headers=user.headers
+            )
+            assert response.status_code == 204
+        else:
+            reset = await stored_link_token(
+                db_session,
+                {"id": user.id, "email": user.email},
+                TokenPurpose.PASSWORD_RESET,
+                expires_in_s=600,
+            )
+            confirm = {"token": reset, "new_password": "another long passphrase"}
+            response = await client.post("/api/v1/auth/password-reset/confirm", json=confirm)
+            assert response.status_code == 204
+        voided = await client.post(CONFIRM, json={"token": token})
+        assert voided.status_code == 400
+        assert voided.json()["error"] == "invalid_or_expired_link"
 
     async def test_request_refusals(
         self, client: httpx.AsyncClient, db_session: AsyncSession

@@ -14,6 +14,7 @@ from user_service.schemas.events import (
     user_subject,
 )
 from user_service.services.audit import AuditAction
+from user_service.services.email_links import cancel_email_change
 from user_service.services.preconditions import check_version
 
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ class AccountService:
         self.hasher.check_policy(new_password, email=user.email)
         user.password_hash = await self.hasher.hash(new_password)
         await UserRepository.from_session(session).flush()
+        await cancel_email_change(session, user.id)
         await self.revoker.revoke(
             session, user_id=user.id, reason="password_changed", except_id=current_session_id
         )

@@ -33,7 +33,7 @@ from user_service.schemas.events import (
     user_subject,
 )
 from user_service.services.audit import Actor, AuditAction
-from user_service.services.email_links import issue_link, redeem_link
+from user_service.services.email_links import cancel_email_change, issue_link, redeem_link
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -146,6 +146,7 @@ class AccountRecoveryService:
         self.hasher.check_policy(new_password, email=user.email)
         user.password_hash = await self.hasher.hash(new_password)
         await session.flush()
+        await cancel_email_change(session, user.id)
         await self.revoker.revoke(session, user_id=user.id, reason="password_reset")
         await self.events(
             session,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from servicekit.db.orm import utcnow
 from user_service.errors import InvalidOrExpiredLink
-from user_service.models import EmailToken
+from user_service.models import EmailToken, TokenPurpose
 from user_service.repositories import EmailTokenRepository, UserRepository
 from user_service.tokens import hash_token, new_opaque_token
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import uuid
 
     from servicekit.db import AsyncSession
-    from user_service.models import TokenPurpose, User
+    from user_service.models import User
 
 
 async def issue_link(
@@ -68,3 +68,14 @@ async def redeem_link(
         raise InvalidOrExpiredLink
     record.used_at = now
     return user, record
+
+
+async def cancel_email_change(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Void the user's pending email-change link (a new password cancels the change).
+
+    Someone who knew the old password may have asked to move the account to their own
+    address; the owner's password change or reset must not leave that link working.
+    """
+    return await EmailTokenRepository.from_session(session).discard(
+        user_id=user_id, purpose=TokenPurpose.EMAIL_CHANGE
+    )
