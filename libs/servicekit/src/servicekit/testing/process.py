@@ -27,6 +27,22 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1.
+
+    Each is held bound until all are chosen: separate :func:`free_port` calls may return
+    the same port twice (measured: a cluster node's bus port once equalled another node's
+    client port, and the node could not start).
+    """
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 class ServiceProcess:
     """``argv`` started in its own process group with its output in ``log_path``.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 
 from servicekit.redis.embedded import die_with_parent, server_binary
-from servicekit.testing.process import free_port
+from servicekit.testing.process import free_ports
 
 SLOTS = 16384
 _START_TIMEOUT_S = 10.0
@@ -45,8 +45,8 @@ class LocalRedisCluster:
         self.binary = cluster_server_binary()
         # Client ports and cluster-bus ports chosen apart: the default bus port (port+10000)
         # may be taken or past 65535.
-        self.ports = [free_port() for _ in range(primaries)]
-        self.bus_ports = [free_port() for _ in range(primaries)]
+        ports = free_ports(2 * primaries)
+        self.ports, self.bus_ports = ports[:primaries], ports[primaries:]
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
