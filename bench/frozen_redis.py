@@ -19,6 +19,7 @@ Writes ``results/frozen-redis-latest.json`` and prints ``frozen_p99_ms=… froze
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -85,8 +86,6 @@ def main() -> int:
 
 def _service(db: Database, redis: Redis, cleanup: contextlib.ExitStack) -> tuple[Server, list[str]]:
     """Migrate, seed USERS users, start one worker of the service; it and the emails."""
-    import asyncio
-
     key_file = WORK / "frozen-jwt.pem"
     subprocess.run([USER_SERVICE, "keys", "generate", "--out", str(key_file)], check=True)
     cleanup.callback(key_file.unlink, missing_ok=True)

@@ -157,9 +157,7 @@ class TestCircuit:
             assert _breaker(client).state == "half_open"  # the probe is out
             assert await _settles(client, "open")  # its timeout reopened the circuit
 
-    async def test_without_a_probe_function_the_first_call_is_the_probe(
-        self, server: EmbeddedRedis
-    ) -> None:
+    async def test_without_a_probe_function_the_first_call_is_the_probe(self) -> None:
         breaker = RedisBreaker(failures=1, cooldown_s=COOLDOWN_S)
 
         async def hung() -> None:

@@ -91,13 +91,15 @@ async def test_a_changed_address_is_told_to_the_old_one_and_mailed_from_then_on(
     user_id = await register(redis_client, settings)
     changed = {"user_id": user_id, "email": NEW, "previous_email": OLD}
     await publish(redis_client, settings, "user.email_changed.v1", changed)
-    await publish(redis_client, settings, "user.mfa_enabled.v1", {"user_id": user_id, "email": NEW})
+    # A notice addressed by the stored recipient, not by its event: the new address now.
+    changed_password = {"user_id": user_id, "email": OLD, "method": "changed"}
+    await publish(redis_client, settings, "user.password_changed.v1", changed_password)
     notice = await smtp_sink.wait_for(f"Ada Lovelace <{OLD}>")
     assert notice["Subject"] == "Your email address was changed"
     assert f"it is now\n{NEW}," in body_of(notice)
-    enabled = await smtp_sink.wait_for(f"Ada Lovelace <{NEW}>")
-    assert enabled["Subject"] == "Two-factor authentication was turned on"
-    assert body_of(enabled).startswith("Hello Ada Lovelace,")
+    later = await smtp_sink.wait_for(f"Ada Lovelace <{NEW}>")
+    assert later["Subject"] == "Your password was changed"
+    assert body_of(later).startswith("Hello Ada Lovelace,")
     await asyncio.sleep(0.3)
     assert len(smtp_sink.to(f"Ada Lovelace <{OLD}>")) == 1
     assert len(smtp_sink.messages) == 2

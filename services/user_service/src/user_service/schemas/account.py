@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from user_service.schemas.fields import EmailAddress, NewPassword
+from user_service.schemas.user import PasswordConfirmation
 
 
 class EmailLinkRequest(BaseModel):
@@ -24,30 +25,28 @@ class LinkRequested(BaseModel):
     detail: str = "If an account uses this address, an email with a link is on its way."
 
 
-class VerifyEmailConfirm(BaseModel):
+class _LinkToken(BaseModel):
+    """The token an emailed link carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=16, max_length=256, repr=False)
+
+
+class VerifyEmailConfirm(_LinkToken):
     """The token from a verification link."""
 
-    model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(min_length=16, max_length=256, repr=False)
-
-
-class PasswordResetConfirm(BaseModel):
+class PasswordResetConfirm(_LinkToken):
     """The token from a reset link and the new password (policy checked by the service)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(min_length=16, max_length=256, repr=False)
     new_password: NewPassword = Field(repr=False)
 
 
-class EmailChangeRequest(BaseModel):
+class EmailChangeRequest(PasswordConfirmation):
     """Move the account to ``new_email``; the password confirms it is the owner asking."""
 
-    model_config = ConfigDict(extra="forbid")
-
     new_email: EmailAddress
-    password: str = Field(min_length=1, max_length=1024, repr=False)
 
 
 class EmailChangeRequested(BaseModel):
@@ -57,9 +56,5 @@ class EmailChangeRequested(BaseModel):
     detail: str = "A confirmation link is on its way to the new address."
 
 
-class EmailChangeConfirm(BaseModel):
+class EmailChangeConfirm(_LinkToken):
     """The token from an email-change link."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(min_length=16, max_length=256, repr=False)

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from user_service.schemas.user import PasswordConfirmation
+
 #: A TOTP code (6 digits) or a recovery code (``xxxxx-xxxxx``, any case, hyphen optional).
 MfaCode = Annotated[
     str,
@@ -26,7 +28,6 @@ TotpCode = Annotated[
     StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}$"),
     Field(description="A 6-digit code from the authenticator app."),
 ]
-_PASSWORD = Field(min_length=1, max_length=1024, repr=False)
 
 
 class TotpEnrolment(BaseModel):
@@ -45,12 +46,9 @@ class TotpConfirm(BaseModel):
     code: TotpCode = Field(repr=False)
 
 
-class TotpDisable(BaseModel):
+class TotpDisable(PasswordConfirmation):
     """The password and a code (TOTP or recovery), which switch TOTP off."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    password: str = _PASSWORD
     code: MfaCode = Field(repr=False)
 
 
@@ -69,10 +67,7 @@ class MfaVerify(BaseModel):
     code: MfaCode = Field(repr=False)
 
 
-class Reauthenticate(BaseModel):
+class Reauthenticate(PasswordConfirmation):
     """Prove the user again (step-up): the password, and a code when TOTP is on."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    password: str = _PASSWORD
     code: MfaCode | None = Field(None, repr=False)
