@@ -45,12 +45,61 @@ class TestRedisAway:
             assert await cache.get_or_load(1, loader) == Thing(id=1, name="from the database")
         assert time.monotonic() - started < 3
 
-        assert loader.calls == 3
+        assert loader.calls == 1  # within the outage memo's half second: one load shared
         assert events(name, "error") - errors == 3
         after = REGISTRY.get_sample_value(
             "redis_errors_total", {"operation": "cache_read", "outcome": "fail_open"}
         )
         assert (after or 0) - (read_errors or 0) == 3
+
+    async def test_the_source_sees_one_load_per_key_and_interval(
+        self,
+        own_redis: EmbeddedRedis,
+        own_redis_client: AnyRedis,
+        test_settings: ServiceSettings,
+        name: str,
+    ) -> None:
+        cache = make_cache(own_redis_client, test_settings, name)
+        own_redis.stop()
+        loader = Loader(Thing(id=1, name="db"), hold=True)
+        reads = [asyncio.create_task(cache.get_or_load(1, loader)) for _ in range(20)]
+        await loader.started.wait()
+        loader.release.set()
+        assert await asyncio.gather(*reads) == [Thing(id=1, name="db")] * 20
+        assert loader.calls == 1  # concurrent reads shared one load
+        other = Loader(Thing(id=2, name="other"))
+        assert await cache.get_or_load(2, other) == Thing(id=2, name="other")
+        assert other.calls == 1  # per key
+
+        await asyncio.sleep(0.6)  # past the memo's half second: the source is asked again
+        loader.value = Thing(id=1, name="changed elsewhere")
+        assert await cache.get_or_load(1, loader) == Thing(id=1, name="changed elsewhere")
+        assert loader.calls == 2
+
+    async def test_a_write_here_is_read_at_once_during_the_outage(
+        self,
+        own_redis: EmbeddedRedis,
+        own_redis_client: AnyRedis,
+        test_settings: ServiceSettings,
+        name: str,
+    ) -> None:
+        cache = make_cache(own_redis_client, test_settings, name)
+        own_redis.stop()
+        loader = Loader(Thing(id=1, name="old"))
+        assert await cache.get_or_load(1, loader) == Thing(id=1, name="old")
+
+        # A read started before the write must not be kept (or joined) after it.
+        slow = Loader(Thing(id=1, name="old"), hold=True)
+        await asyncio.sleep(0.6)
+        stale_read = asyncio.create_task(cache.get_or_load(1, slow))
+        await slow.started.wait()
+        await cache.invalidate([1])  # the write committed here; Redis cannot hear of it
+        slow.release.set()
+        assert await stale_read == Thing(id=1, name="old")  # began before the write
+
+        loader.value = Thing(id=1, name="new")
+        assert await cache.get_or_load(1, loader) == Thing(id=1, name="new")
+        assert await cache.get_or_load(1, loader) == Thing(id=1, name="new")
 
     async def test_a_closed_port_is_no_different(
         self, test_settings: ServiceSettings, name: str

@@ -98,6 +98,37 @@ class TestMirror:
             await denylist.stop()
             await dead.aclose()
 
+    async def test_fallback_answers_are_shared_briefly_and_a_revocation_here_is_seen_at_once(
+        self, test_settings: ServiceSettings
+    ) -> None:
+        dead = create_redis(test_settings, "redis://127.0.0.1:1/0")  # nothing listens there
+        revoked: set[uuid.UUID] = set()
+        calls: list[uuid.UUID] = []
+
+        async def fallback(session_id: uuid.UUID) -> bool:
+            calls.append(session_id)
+            await asyncio.sleep(0.01)  # a database round trip
+            return session_id in revoked
+
+        denylist = SessionDenylist(dead, keys=KeySpace("dead"), fallback=fallback)
+        try:
+            session_id = uuid.uuid4()
+            answers = await asyncio.gather(*(denylist.is_revoked(session_id) for _ in range(10)))
+            assert answers == [False] * 10
+            assert calls == [session_id]  # one query for ten checks
+            # Revoked elsewhere (the database says so): honoured once the memo's half
+            # second is over, inside the mirror's own one-second bound.
+            revoked.add(session_id)
+            assert await _seen_by(denylist, session_id) < 1.0
+            # Revoked here: at once, even with Redis unable to take the write.
+            other = uuid.uuid4()
+            assert not await denylist.is_revoked(other)
+            with pytest.raises(RedisError):
+                await denylist.revoke([(other, 60)])
+            assert await denylist.is_revoked(other)
+        finally:
+            await dead.aclose()
+
     async def test_a_message_arriving_during_a_reload_is_not_lost(
         self, redis_client: AnyRedis, test_settings: ServiceSettings
     ) -> None:

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING
 from servicekit.errors import ServiceUnavailable
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.observability.throttled import ThrottledWarnings
 from servicekit.redis.change_feed import ChangeFeed
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
+from servicekit.redis.outage_memo import OutageMemo
 
 if TYPE_CHECKING:
     from servicekit.redis.keys import KeySpace
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 RevocationFallback = Callable[[uuid.UUID], Awaitable[bool]]
 
 log = get_logger(__name__)
+outage_log = ThrottledWarnings(log)
 _COMPLETE = "!complete"
 
 
@@ -89,6 +92,10 @@ class SessionDenylist:
         self._unwritten: dict[str, float] = {}
         self._mirror_complete = False
         self._arrived_during_reload: list[str] | None = None
+        #: Fallback answers while Redis cannot give them, shared for half a second: within
+        #: the mirror's own staleness bound (max_staleness_s), and revocations made here
+        #: drop theirs at once.
+        self._outage: OutageMemo[uuid.UUID, bool] = OutageMemo()
 
     def key(self, session_id: uuid.UUID) -> str:
         """The key marking ``session_id`` revoked."""
@@ -162,14 +169,19 @@ class SessionDenylist:
     async def _degraded(self, session_id: uuid.UUID, reason: str, exc: Exception | None) -> bool:
         outcome = "fallback" if self.fallback else "fail_closed"
         metrics.redis_errors().labels("denylist_check", outcome).inc()
-        log.warning("auth.denylist_degraded", reason=reason, outcome=outcome, error=repr(exc))
-        if self.fallback is None:
+        outage_log.warning(
+            "auth.denylist_degraded", key=reason, reason=reason, outcome=outcome, error=repr(exc)
+        )
+        fallback = self.fallback
+        if fallback is None:
             raise RevocationUnavailable
-        return await self.fallback(session_id)
+        return await self._outage.get(session_id, lambda: fallback(session_id))
 
     async def revoke(self, entries: Iterable[tuple[uuid.UUID, int]]) -> None:
         """Mark sessions revoked for ``ttl_s`` seconds each (``(session_id, ttl_s)`` pairs)."""
         now = time.time()
+        entries = list(entries)
+        self._outage.drop(sid for sid, _ in entries)  # an answer shared before this is stale
         live = [(str(sid), now + ttl_s) for sid, ttl_s in entries if ttl_s > 0]
         if not live:
             return

@@ -24,6 +24,7 @@ from servicekit.db.orm import utcnow
 from servicekit.db.session import read_only_session
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.observability.throttled import ThrottledWarnings
 from servicekit.redis.client import REDIS_ERRORS
 from servicekit.runtime.loop import BackgroundLoop
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from servicekit.settings import EventSettings
 
 log = get_logger(__name__)
+outage_log = ThrottledWarnings(log)
 _PURGE_INTERVAL_S = 300.0
 
 
@@ -160,6 +162,6 @@ class OutboxRelay(BackgroundLoop):
     def on_error(self, exc: Exception) -> None:
         """Rows stay in the outbox; the next cycle publishes them."""
         if isinstance(exc, (*REDIS_ERRORS, SQLAlchemyError, OSError)):
-            log.warning("events.relay_failed", error=repr(exc))
+            outage_log.warning("events.relay_failed", error=repr(exc))
         else:
             log.error("events.relay_error", exc_info=exc)

@@ -20,6 +20,7 @@ from servicekit.context import record_rate_limits
 from servicekit.errors import AppError, ServiceUnavailable
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.observability.throttled import ThrottledWarnings
 from servicekit.ratelimit.refill_queue import RefillQueue
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
 
@@ -52,6 +53,7 @@ return {1, remaining, new_tat - now, 0}
 """
 
 log = get_logger(__name__)
+outage_log = ThrottledWarnings(log)
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,9 @@ class RateLimiter:
             closed = [name for name, _ in active if self.rules[name].fail_closed]
             outcome = "fail_closed" if closed else "fail_open"
             metrics.redis_errors().labels("rate_limit", outcome).inc()
-            log.warning(
+            outage_log.warning(
                 "rate_limit.redis_error",
+                key=outcome,
                 outcome=outcome,
                 rules=[n for n, _ in active],
                 error=repr(exc),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.observability.throttled import ThrottledWarnings
 from servicekit.ratelimit.limiter import (
     RateLimited,
     RateLimitResult,
@@ -40,6 +41,7 @@ return math.floor(ttl)
 """
 
 log = get_logger(__name__)
+outage_log = ThrottledWarnings(log)
 
 
 class LockoutSettings(BaseModel):
@@ -124,6 +126,8 @@ class Lockout:
     def _degraded(self, exc: Exception) -> None:
         outcome = "fail_closed" if self.settings.fail_closed else "fail_open"
         metrics.redis_errors().labels("lockout", outcome).inc()
-        log.warning("auth.lockout_redis_error", outcome=outcome, error=repr(exc))
+        outage_log.warning(
+            "auth.lockout_redis_error", key=outcome, outcome=outcome, error=repr(exc)
+        )
         if self.settings.fail_closed:
             raise RateLimitUnavailable from exc

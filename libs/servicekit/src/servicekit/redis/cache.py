@@ -8,7 +8,8 @@
   a value older than the last write.
 * Invalidation bumps the generation and deletes the value; it is queued to run after the
   transaction commits (:meth:`Cache.invalidate_after_commit`) and dropped on rollback.
-* Redis errors never fail a request: reads fall back to the source, failed invalidations
+* Redis errors never fail a request: reads fall back to the source (concurrent reads of
+  one key share a load, and its answer for half a second: :class:`OutageMemo`), failed invalidations
   are remembered and retried until Redis answers again (:meth:`Cache.repair`); a read of
   a key still waiting for its invalidation retries it first, so this process never serves
   the value a write replaced, even before the repair runs.
@@ -33,9 +34,11 @@ from pydantic import BaseModel
 from servicekit.db.session import on_commit
 from servicekit.observability import metrics
 from servicekit.observability.logging import get_logger
+from servicekit.observability.throttled import ThrottledWarnings
 from servicekit.redis.change_feed import ChangeFeed
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
 from servicekit.redis.local_tier import LocalTier
+from servicekit.redis.outage_memo import DEFAULT_TTL_S, OutageMemo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -60,6 +63,7 @@ return 0
 """
 
 log = get_logger(__name__)
+outage_log = ThrottledWarnings(log)
 
 
 class Cache(Generic[ModelT]):
@@ -78,6 +82,7 @@ class Cache(Generic[ModelT]):
         enabled: bool = True,
         local_size: int = 0,
         local_ttl_s: float = 30.0,
+        outage_ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
         self.redis = redis
         self.name = name
@@ -92,6 +97,8 @@ class Cache(Generic[ModelT]):
         #: Loads running now, by key and the generation they started at (see get_or_load).
         self._inflight: dict[tuple[str, str], asyncio.Future[ModelT | None]] = {}
         self._pending_invalidations: set[str] = set()
+        #: Reads of the source while Redis fails, shared (see OutageMemo).
+        self._outage: OutageMemo[str, ModelT | None] = OutageMemo(ttl_s=outage_ttl_s)
         self._events = metrics.cache_events()
         # Resolved once: labels() costs more than the increment on the hit path.
         self._hits = self._events.labels(name, "hit")
@@ -148,7 +155,7 @@ class Cache(Generic[ModelT]):
             raw, generation = await self.redis.mget(key, f"{key}:gen")
         except REDIS_ERRORS as exc:
             self._degraded("read", exc)
-            return await loader()
+            return await self._outage.get(key, loader)
         if raw is not None:
             self._hits.inc()
             value = None if raw == _NEGATIVE else self.model.model_validate_json(raw)
@@ -235,6 +242,7 @@ class Cache(Generic[ModelT]):
             await self._invalidate_keys(keys)
 
     async def _invalidate_keys(self, keys: list[str]) -> None:
+        self._outage.drop(keys)
         if self.local is not None:
             self.local.drop(keys)
         try:
@@ -277,4 +285,10 @@ class Cache(Generic[ModelT]):
     def _degraded(self, operation: str, exc: Exception) -> None:
         self._events.labels(self.name, "error").inc()
         metrics.redis_errors().labels(f"cache_{operation}", "fail_open").inc()
-        log.warning("cache.redis_error", cache=self.name, operation=operation, error=repr(exc))
+        outage_log.warning(
+            "cache.redis_error",
+            key=f"{self.name}:{operation}",
+            cache=self.name,
+            operation=operation,
+            error=repr(exc),
+        )
