@@ -58,8 +58,10 @@ class RedisSettings(BaseModel):
     url: str | None = None
     #: The URL names one node of a Redis Cluster (the client discovers the others).
     cluster: bool = False
-    #: Per-command socket timeout.
-    socket_timeout_s: float = Field(1.0, gt=0)
+    #: Per-command socket timeout. Redis answers in about a millisecond; until the circuit
+    #: opens, every request in flight waits this long on a hung server (at 1 s, seconds 1-2
+    #: of a frozen Redis answered nothing; at 0.25 s the p99 under load stayed ~100 ms).
+    socket_timeout_s: float = Field(0.25, gt=0)
     #: Connect timeout.
     connect_timeout_s: float = Field(1.0, gt=0)
     #: Retries on connection errors and timeouts.
