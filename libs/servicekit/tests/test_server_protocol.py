@@ -129,6 +129,24 @@ class TestHeaderLimits:
         chunks = [b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "] + [b"a" * 4096] * 4
         _assert_problem(*await _exchange(port, *chunks), 431, "headers_too_large")
 
+    @pytest.mark.parametrize("size", [9000, 64 * 1024], ids=["just-over", "64KiB"])
+    async def test_a_header_section_over_the_limit_in_one_write_is_431(
+        self, port: int, size: int
+    ) -> None:
+        # The whole head arrives in one read: the parser completes it before any byte count.
+        request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+        _assert_problem(*await _exchange(port, request), 431, "headers_too_large")
+
+    async def test_a_header_section_of_exactly_the_limit_is_served(self, port: int) -> None:
+        head = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+        fill = LIMITS.max_header_bytes - len(head) - 4
+        request = head + b"a" * fill + b"\r\n\r\n"
+        assert len(request) == LIMITS.max_header_bytes
+        status, _, body = await _exchange(port, request)
+        assert (status, body) == (200, b"ok:0")
+        over = head + b"a" * (fill + 1) + b"\r\n\r\n"
+        _assert_problem(*await _exchange(port, over), 431, "headers_too_large")
+
     async def test_too_many_headers_is_431(self, port: int) -> None:
         headers = b"".join(b"X-H%d: v\r\n" % i for i in range(25))
         request = b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"

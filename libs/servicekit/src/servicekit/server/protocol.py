@@ -89,6 +89,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._header_count = 0
+        self._header_line_bytes = 0
         self._refusal: _Refusal | None = None
         self._shedding = False
         self._resume_timer: asyncio.TimerHandle | None = None
@@ -110,8 +111,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Feed the parser; refuse a header section that outgrows the limit."""
         super().data_received(data)
         if self._in_head and not self.transport.is_closing():
-            # Counted only while the head is incomplete: a single header line never reaches
-            # a callback until it ends, so this is what bounds the parser's buffer.
+            # What the parser buffers of a head still incomplete: a single header line never
+            # reaches a callback until it ends. A head complete within one read is measured
+            # by the callbacks instead (``on_headers_complete``).
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(self._too_large("header section"))
@@ -120,12 +122,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """A new request: its head gets a fresh budget and clock."""
         super().on_message_begin()
         self._in_head = True
-        self._head_bytes = self._header_count = 0
+        self._head_bytes = self._header_count = self._header_line_bytes = 0
         self._arm(self.limits.header_timeout_s)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        """Count the headers (and their bytes, exactly)."""
+        """Count the headers and their bytes (each line: name, ": ", value, CRLF)."""
         self._header_count += 1
+        self._header_line_bytes += len(name) + len(value) + 4
         if self._header_count > self.limits.max_headers:
             self._refusal = _Refusal(
                 431, "too_many_headers", f"More than {self.limits.max_headers} headers."
@@ -134,7 +137,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        """The head is in: shed the request, or start it; the body clock starts."""
+        """The head is in: refuse it if too large, shed it, or start it; the body clock starts."""
+        # "METHOD URL HTTP/1.1" CRLF, the header lines, CRLF: as sent, up to optional spaces.
+        request_line = len(self.parser.get_method()) + len(self.url) + 12
+        head_bytes = request_line + self._header_line_bytes + 2
+        if head_bytes > self.limits.max_header_bytes:
+            self._refusal = self._too_large("header section")
+            raise _HeadersRefused
         self._in_head = False
         self._arm(self.limits.body_timeout_s)
         if self._must_shed():
