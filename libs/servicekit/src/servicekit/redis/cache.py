@@ -38,7 +38,7 @@ from servicekit.observability.throttled import ThrottledWarnings
 from servicekit.redis.change_feed import ChangeFeed
 from servicekit.redis.client import REDIS_ERRORS, AnyRedis
 from servicekit.redis.local_tier import LocalTier
-from servicekit.redis.outage_memo import DEFAULT_TTL_S, OutageMemo
+from servicekit.redis.outage_memo import OutageMemo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -82,7 +82,6 @@ class Cache(Generic[ModelT]):
         enabled: bool = True,
         local_size: int = 0,
         local_ttl_s: float = 30.0,
-        outage_ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
         self.redis = redis
         self.name = name
@@ -98,7 +97,7 @@ class Cache(Generic[ModelT]):
         self._inflight: dict[tuple[str, str], asyncio.Future[ModelT | None]] = {}
         self._pending_invalidations: set[str] = set()
         #: Reads of the source while Redis fails, shared (see OutageMemo).
-        self._outage: OutageMemo[str, ModelT | None] = OutageMemo(ttl_s=outage_ttl_s)
+        self._outage: OutageMemo[str, ModelT | None] = OutageMemo()
         self._events = metrics.cache_events()
         # Resolved once: labels() costs more than the increment on the hit path.
         self._hits = self._events.labels(name, "hit")
